@@ -1,0 +1,143 @@
+"""Keras callbacks for a training run: progress, TensorBoard, sample grids, checkpoints, stopping.
+
+All of them count in generator iterations (the paper's x-axis), read from the model's counter.
+"""
+import csv
+import os
+
+import keras
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from wgan_tf import pictures, rng
+
+
+def _generator_iteration(model):
+    return int(model.generator_iterations.numpy())
+
+
+class StopAtIteration(keras.callbacks.Callback):
+    """Ends ``fit`` once the model has made ``steps`` generator iterations."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if _generator_iteration(self.model) >= self.steps:
+            self.model.stop_training = True
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """One tqdm bar over the whole run (which may span several ``fit`` calls), with the metrics."""
+
+    def __init__(self, total, initial=0, disable=False):
+        super().__init__()
+        self.bar = tqdm(total=total, initial=initial, unit="it", desc="generator iterations",
+                        dynamic_ncols=True, disable=disable)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(_generator_iteration(self.model) - self.bar.n)
+        shown = ("wasserstein", "critic_loss", "generator_loss", "gradient_penalty")
+        self.bar.set_postfix({k: f"{float(logs[k]):.4g}" for k in shown if k in (logs or {})},
+                             refresh=False)
+
+    def close(self):
+        self.bar.close()
+
+
+class MetricsCSV(keras.callbacks.Callback):
+    """``metrics.csv``: a row per logging period, counters first, appended across resumes."""
+
+    COUNTERS = ("generator_iteration", "critic_iteration")
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        row = {k: int(logs.pop(k)) for k in self.COUNTERS}
+        row.update({k: float(v) for k, v in sorted(logs.items())})
+        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+class TensorBoardScalars(keras.callbacks.Callback):
+    """Each logging period's metrics as TensorBoard scalars at step = generator iteration."""
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = _generator_iteration(self.model)
+        with self.writer.as_default(step=step):
+            for name, value in (logs or {}).items():
+                if not name.endswith("_iteration"):
+                    tf.summary.scalar(name, float(value))
+        self.writer.flush()
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """A grid of samples from one fixed latent batch every ``every`` generator iterations (and at
+    the end), as ``samples/iter_NNNNNN.png`` and a TensorBoard image."""
+
+    def __init__(self, out_dir, log_dir, every, latent_dim, num=64, seed=0):
+        super().__init__()
+        self.out_dir, self.every = out_dir, every
+        os.makedirs(out_dir, exist_ok=True)
+        self.latent = rng.normal([num, latent_dim], seed, stream=3, counter=0)
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.last = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _generator_iteration(self.model) % self.every == 0:
+            self.write()
+
+    def on_train_end(self, logs=None):
+        self.write()
+
+    def write(self):
+        step = _generator_iteration(self.model)
+        if step == self.last:
+            return
+        self.last = step
+        samples = self.model.generator(self.latent, training=False).numpy()
+        path = os.path.join(self.out_dir, f"iter_{step:06d}.png")
+        if samples.ndim == 2:  # 2-D points: a scatter plot instead of a grid
+            picture = pictures.save_scatter(samples, path, title=f"generator iteration {step}")
+        else:
+            picture = pictures.grid(pictures.to_uint8(samples))
+            pictures.save_png(picture, path)
+        with self.writer.as_default(step=step):
+            tf.summary.image("samples", picture[None])
+        self.writer.flush()
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Saves a ``tf.train.CheckpointManager`` checkpoint every ``every`` generator iterations and at
+    the end, plus ``generator.keras`` and ``critic.keras`` in the run directory."""
+
+    def __init__(self, manager, run_dir, every):
+        super().__init__()
+        self.manager, self.run_dir, self.every = manager, run_dir, every
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _generator_iteration(self.model) % self.every == 0:
+            self.save()
+
+    def on_train_end(self, logs=None):
+        self.save()
+
+    def save(self):
+        step = _generator_iteration(self.model)
+        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
+            return
+        self.manager.save(checkpoint_number=step)
+        self.model.generator.save(os.path.join(self.run_dir, "generator.keras"))
+        self.model.critic.save(os.path.join(self.run_dir, "critic.keras"))

@@ -1,0 +1,79 @@
+"""Datasets for training: every source becomes an endless stream of float32 batches in [-1, 1].
+
+``load(spec, ...)`` picks the source from the spec string:
+
+- ``digits``: scikit-learn's bundled handwritten digits (offline), resized and scaled.
+- ``toy:8gaussians``, ``toy:25gaussians``, ``toy:swissroll``: 2-D points, batches ``[B, 2]``.
+- ``folder:PATH``, ``lsun-lmdb:PATH`` and any TFDS name such as ``lsun/bedroom``.
+
+Streams are deterministic under ``seed`` and start at batch ``skip_batches``, which is how a resumed
+run continues exactly where it stopped: a checkpoint records how many batches it consumed.
+"""
+import importlib
+import os
+
+from wgan_tf.data import builtin, images
+from wgan_tf.data.images import InputReport
+from wgan_tf.errors import ConfigError
+
+
+def point_dim(spec):
+    """The dimension of a point dataset (2 for ``toy:*``), or None for image datasets."""
+    return 2 if spec.startswith("toy:") else None
+
+
+def load(spec, image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0, **options):
+    """A ``tf.data.Dataset`` of float32 batches ``[batch_size, image_size, image_size, channels]``
+    in [-1, 1] (``[batch_size, 2]`` for ``toy:`` specs), repeating forever.
+
+    ``options`` go to the image sources (``None`` means unset); one that does not apply to the
+    source is an error:
+
+    - ``report``: an ``InputReport`` that counts unreadable files (skipped) and upscaled images;
+      keep it to show ``report.summary()`` in the training log. Default: a fresh one, which still
+      logs warnings on the ``wgan_tf.data`` logger.
+    - ``num_shards``, ``shard_index``: this input worker's share of the data.
+    - ``cache`` (folder, LMDB): a directory where every image is decoded once, for small sets.
+    - ``data_dir``, ``manual_dir``, ``download``, ``split``, ``shuffle_buffer`` (TFDS).
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    if channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 or 3, got {channels}")
+    if spec == "digits":
+        return builtin.digits(image_size, batch_size, channels, seed, skip_batches)
+    if spec.startswith("toy:"):
+        return builtin.toy(spec[len("toy:"):], batch_size, seed, skip_batches)
+    source, target = _image_source(spec, options)
+    images.check_image_size(image_size)
+    if skip_batches < 0:
+        raise ConfigError(f"skip_batches must be >= 0, got {skip_batches}")
+    options = {name: value for name, value in options.items() if value is not None}
+    unknown = sorted(set(options) - set(source.OPTIONS))
+    if unknown:
+        raise ConfigError(f"option {', '.join(unknown)} does not apply to {spec}; it takes "
+                          f"{', '.join(source.OPTIONS)}")
+    num_shards, shard_index = options.get("num_shards", 1), options.get("shard_index", 0)
+    if not 0 <= shard_index < num_shards:
+        raise ConfigError(f"shard_index must be in [0, num_shards), got {shard_index} of "
+                          f"{num_shards}")
+    options.setdefault("report", InputReport())
+    return source.load(target, image_size, batch_size, channels, seed, skip_batches, **options)
+
+
+def _image_source(spec, options):
+    """(source module, its argument) for an image dataset spec."""
+    for prefix, module in (("folder:", "folder_source"), ("lsun-lmdb:", "lmdb_source")):
+        if spec.startswith(prefix):
+            if not spec[len(prefix):]:
+                raise ConfigError(f"{prefix}PATH needs a path")
+            return (importlib.import_module(f"wgan_tf.data.{module}"),
+                    os.path.expanduser(spec[len(prefix):]))
+    if spec:
+        from wgan_tf.data import tfds_source  # imports tensorflow_datasets: only when needed
+
+        if tfds_source.knows(spec, options.get("data_dir")):
+            return tfds_source, spec
+    raise ConfigError(
+        f"unknown dataset {spec!r}; use digits, toy:8gaussians, toy:25gaussians, toy:swissroll, "
+        "folder:PATH, lsun-lmdb:PATH or a TFDS name such as lsun/bedroom")

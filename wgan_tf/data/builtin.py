@@ -1,0 +1,87 @@
+"""Datasets that need no download: scikit-learn's digits and the WGAN-GP paper's toy points."""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from wgan_tf.errors import ConfigError
+
+TOY_DATASETS = ("8gaussians", "25gaussians", "swissroll")
+
+
+def _check_size(image_size):
+    if image_size < 1 or image_size & (image_size - 1):
+        raise ConfigError(f"image size must be a power of two, got {image_size}")
+
+
+def digits_array(image_size=64, channels=3):
+    """All 1797 scikit-learn digits as uint8 ``[N, size, size, channels]`` (white on black), and
+    their labels."""
+    from sklearn.datasets import load_digits
+
+    _check_size(image_size)
+    bunch = load_digits()
+    images = (bunch.images / 16.0 * 255.0).astype(np.float32)[..., None]  # 8x8, 0..16
+    images = tf.image.resize(images, (image_size, image_size), method="bilinear")
+    images = tf.repeat(images, channels, axis=-1) if channels > 1 else images
+    return np.round(np.clip(images.numpy(), 0, 255)).astype(np.uint8), bunch.target
+
+
+def scale_to_unit(images):
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def shuffled_batches(num_examples, batch_size, seed, skip_batches):
+    """Endless batches of example indices, each epoch a new permutation under ``seed``.
+
+    Skipping works on indices, so resuming at batch N costs no decoding.
+    """
+    indices = (tf.data.Dataset.range(num_examples)
+               .shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
+               .repeat()
+               .batch(batch_size, drop_remainder=True))
+    return indices.skip(skip_batches)
+
+
+def digits(image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0):
+    images, _ = digits_array(image_size, channels)
+    table = tf.constant(images)
+    batches = shuffled_batches(len(images), batch_size, seed, skip_batches)
+    return batches.map(lambda idx: scale_to_unit(tf.gather(table, idx)),
+                       num_parallel_calls=tf.data.AUTOTUNE,
+                       deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def toy_batch(name, batch_size, seed):
+    """One batch of a WGAN-GP toy distribution (gulrajani/improved_wgan_training, gan_toy.py),
+    drawn with stateless random ops from ``seed`` (shape [2] int64)."""
+    keys = tf.random.experimental.stateless_split(seed, 3)
+    if name == "8gaussians":
+        s = 1.0 / math.sqrt(2.0)
+        centers = 2.0 * tf.constant([[1, 0], [-1, 0], [0, 1], [0, -1], [s, s], [s, -s], [-s, s],
+                                     [-s, -s]], tf.float32)
+        which = tf.random.stateless_uniform([batch_size], keys[0], 0, 8, tf.int32, alg="philox")
+        noise = tf.random.stateless_normal([batch_size, 2], keys[1], stddev=0.02, alg="philox")
+        return (tf.gather(centers, which) + noise) / 1.414
+    if name == "25gaussians":
+        grid = tf.constant([[x, y] for x in range(-2, 3) for y in range(-2, 3)], tf.float32)
+        which = tf.random.stateless_uniform([batch_size], keys[0], 0, 25, tf.int32, alg="philox")
+        noise = tf.random.stateless_normal([batch_size, 2], keys[1], stddev=0.05, alg="philox")
+        return (tf.gather(grid, which) + noise) / 2.828
+    if name == "swissroll":
+        # sklearn.datasets.make_swiss_roll(noise=0.25), columns (x, z), divided by 7.5.
+        t = 1.5 * math.pi * (1.0 + 2.0 * tf.random.stateless_uniform(
+            [batch_size], keys[0], alg="philox"))
+        points = tf.stack([t * tf.cos(t), t * tf.sin(t)], axis=1)
+        noise = tf.random.stateless_normal([batch_size, 2], keys[1], stddev=0.25, alg="philox")
+        return (points + noise) / 7.5
+    raise ConfigError(f"unknown toy dataset toy:{name}; choose one of "
+                      + ", ".join(f"toy:{n}" for n in TOY_DATASETS))
+
+
+def toy(name, batch_size=64, seed=0, skip_batches=0):
+    toy_batch(name, 1, tf.constant([0, 0], tf.int64))  # unknown names fail here, not in tf.data
+    return (tf.data.Dataset.range(skip_batches, 2**62)
+            .map(lambda i: toy_batch(name, batch_size, tf.stack([tf.cast(seed, tf.int64), i])))
+            .prefetch(tf.data.AUTOTUNE))

@@ -1,0 +1,151 @@
+"""The WGAN paper's networks as Keras functional models.
+
+The DCGAN pair follows the paper's reference code (``DCGAN_G`` / ``DCGAN_D`` in
+martinarjovsky/WassersteinGAN): filters double towards the 4x4 end, 4x4 kernels with stride 2,
+batch norm everywhere but the critic's first layer, N(0, 0.02) weights and N(1, 0.02) batch-norm
+scales. The critic ends in one unbounded score per sample: no sigmoid.
+
+Other generators from the paper: the DCGAN generator without batch norm and with a constant number
+of filters (Fig. 6) and a 4-layer ReLU MLP with 512 units (Fig. 7). The MLP pair also takes 2-D
+points, for the WGAN-GP paper's toy distributions.
+"""
+import math
+
+import keras
+from keras import layers
+
+from wgan_tf.errors import ConfigError
+
+ARCHITECTURES = ("dcgan", "dcgan-nobn", "mlp")
+
+# PyTorch's BatchNorm2d defaults, which the reference code trains with (Keras's are 0.99 / 1e-3).
+_BN = dict(momentum=0.9, epsilon=1e-5, synchronized=True)
+
+
+def _conv_init():
+    return keras.initializers.RandomNormal(0.0, 0.02)
+
+
+def _batch_norm(name):
+    # synchronized=True: under MirroredStrategy the statistics are those of the global batch, so
+    # one and several replicas compute the same step.
+    return layers.BatchNormalization(
+        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name, **_BN
+    )
+
+
+def _check_image_size(image_size):
+    if image_size < 16 or image_size & (image_size - 1):
+        raise ConfigError(f"image size must be a power of two >= 16, got {image_size}")
+
+
+def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch_norm=True,
+                    constant_filters=False, name="generator"):
+    """DCGAN generator: latent [B, latent_dim] -> images [B, size, size, channels] in [-1, 1].
+
+    ``constant_filters`` with ``batch_norm=False`` is the paper's Fig. 6 generator: every layer has
+    ``filters`` filters instead of doubling them towards the 4x4 start.
+    """
+    _check_image_size(image_size)
+    n_up = int(math.log2(image_size)) - 3  # stride-2 layers between 4x4 and the output layer
+    width = filters if constant_filters else filters * 2 ** n_up
+    z = keras.Input((latent_dim,), name="latent")
+    x = layers.Reshape((1, 1, latent_dim))(z)
+    x = layers.Conv2DTranspose(width, 4, padding="valid", use_bias=False,
+                               kernel_initializer=_conv_init(), name="project")(x)
+    for i in range(n_up + 1):
+        if batch_norm:
+            x = _batch_norm(f"bn{i}")(x)
+        x = layers.ReLU()(x)
+        if i == n_up:
+            break
+        if not constant_filters:
+            width //= 2
+        x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
+                                   kernel_initializer=_conv_init(), name=f"up{i}")(x)
+    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=False,
+                               kernel_initializer=_conv_init(), name="to_image")(x)
+    images = layers.Activation("tanh", dtype="float32", name="images")(x)
+    return keras.Model(z, images, name=name)
+
+
+def dcgan_critic(image_size=64, channels=3, filters=64, normalization="batch", name="critic"):
+    """DCGAN critic: images -> one unbounded score per sample, shape [B, 1].
+
+    ``normalization``: "batch" (the paper's), "layer" (WGAN-GP: batch norm makes the gradient
+    penalty of one sample depend on the others) or None.
+    """
+    _check_image_size(image_size)
+    if normalization not in ("batch", "layer", None):
+        raise ConfigError(f"unknown critic normalization {normalization!r}")
+    images = keras.Input((image_size, image_size, channels), name="images")
+    x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False,
+                      kernel_initializer=_conv_init(), name="down0")(images)
+    x = layers.LeakyReLU(0.2)(x)
+    size, width = image_size // 2, filters
+    i = 1
+    while size > 4:
+        width *= 2
+        x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False,
+                          kernel_initializer=_conv_init(), name=f"down{i}")(x)
+        if normalization == "batch":
+            x = _batch_norm(f"bn{i}")(x)
+        elif normalization == "layer":
+            x = layers.LayerNormalization(axis=[1, 2, 3], epsilon=1e-5, name=f"ln{i}")(x)
+        x = layers.LeakyReLU(0.2)(x)
+        size //= 2
+        i += 1
+    x = layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=_conv_init(),
+                      name="score")(x)
+    score = layers.Flatten(dtype="float32")(x)
+    return keras.Model(images, score, name=name)
+
+
+def mlp_generator(image_size=64, channels=3, latent_dim=100, units=512, output_shape=None,
+                  name="generator"):
+    """The paper's 4-layer ReLU MLP generator (``MLP_G``): three hidden ReLU layers, linear output.
+
+    ``output_shape`` overrides the image shape, e.g. ``(2,)`` for toy 2-D points.
+    """
+    shape = tuple(output_shape) if output_shape else (image_size, image_size, channels)
+    z = keras.Input((latent_dim,), name="latent")
+    x = z
+    for i in range(3):
+        x = layers.Dense(units, activation="relu", name=f"hidden{i}")(x)
+    x = layers.Dense(math.prod(shape), name="output")(x)
+    out = layers.Reshape(shape, dtype="float32", name="images")(x)
+    return keras.Model(z, out, name=name)
+
+
+def mlp_critic(image_size=64, channels=3, units=512, input_shape=None, name="critic"):
+    """The paper's MLP critic (``MLP_D``): three hidden ReLU layers of ``units``, one linear score."""
+    shape = tuple(input_shape) if input_shape else (image_size, image_size, channels)
+    inputs = keras.Input(shape, name="images")
+    x = layers.Flatten()(inputs)
+    for i in range(3):
+        x = layers.Dense(units, activation="relu", name=f"hidden{i}")(x)
+    score = layers.Dense(1, dtype="float32", name="score")(x)
+    return keras.Model(inputs, score, name=name)
+
+
+def build_pair(arch="dcgan", image_size=64, channels=3, latent_dim=100, filters=64,
+               critic_normalization="batch", point_dim=None):
+    """(generator, critic) for an ``--arch`` name. ``point_dim`` builds the MLP pair for points.
+
+    The critic is the paper's DCGAN critic for every image generator (the paper varies only the
+    generator), and the MLP critic for points.
+    """
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if point_dim is not None:
+        if arch != "mlp":
+            raise ConfigError(f"toy 2-D data needs --arch mlp, got --arch {arch}")
+        return (mlp_generator(latent_dim=latent_dim, output_shape=(point_dim,)),
+                mlp_critic(input_shape=(point_dim,)))
+    if arch == "mlp":
+        generator = mlp_generator(image_size, channels, latent_dim)
+    else:
+        nobn = arch == "dcgan-nobn"
+        generator = dcgan_generator(image_size, channels, latent_dim, filters,
+                                    batch_norm=not nobn, constant_filters=nobn)
+    return generator, dcgan_critic(image_size, channels, filters, critic_normalization)

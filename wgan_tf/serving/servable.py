@@ -1,0 +1,144 @@
+"""One loaded model version and the Predict it answers, checked the way TF Serving checks it.
+
+The signature definitions are read from ``saved_model.pb`` rather than from the restored Python
+functions, so requests are validated against exactly what ``tensorflow_model_server`` would see:
+input names, dtypes and shapes. A request the model cannot take raises ``RequestError`` with the
+gRPC status code to answer, and never reaches TensorFlow.
+"""
+from pathlib import Path
+
+import grpc
+import tensorflow as tf
+from google.protobuf import any_pb2
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_log_pb2
+
+from wgan_tf.serving.versions import WARMUP_FILE
+
+DEFAULT_SIGNATURE = "serving_default"
+# TF errors carry the same canonical codes as gRPC.
+_GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class RequestError(Exception):
+    """A request the server refuses; ``code`` is the gRPC status to answer with."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _invalid(message):
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _dtype_name(dtype):
+    return types_pb2.DataType.Name(dtype)
+
+
+class Servable:
+    """A SavedModel version loaded for serving, with a cap on samples per request."""
+
+    def __init__(self, name, version, path, max_batch=1024):
+        self.name, self.version, self.path, self.max_batch = name, version, Path(path), max_batch
+        saved_model = saved_model_pb2.SavedModel()
+        saved_model.ParseFromString((self.path / "saved_model.pb").read_bytes())
+        self.signature_defs = {key: sig for key, sig in
+                               saved_model.meta_graphs[0].signature_def.items()
+                               if not key.startswith("__")}  # __saved_model_init_op is internal
+        self._model = tf.saved_model.load(str(self.path))
+
+    def metadata(self):
+        """GetModelMetadataResponse with the ``signature_def`` field, as TF Serving gives it."""
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = self.name
+        response.model_spec.version.value = self.version
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        for key, sig in self.signature_defs.items():
+            signatures.signature_def[key].CopyFrom(sig)
+        packed = any_pb2.Any()
+        packed.Pack(signatures)
+        response.metadata["signature_def"].CopyFrom(packed)
+        return response
+
+    def signature(self, name):
+        """The SignatureDef called ``name``; an unknown name is the client's error."""
+        if name not in self.signature_defs:
+            raise _invalid(f'Serving signature key "{name}" not found; this model has '
+                           f"{', '.join(sorted(self.signature_defs))}")
+        return self.signature_defs[name]
+
+    def predict(self, request):
+        """Answer a PredictRequest (model name and version already resolved by the caller)."""
+        return self._predict(request, self.max_batch)
+
+    def _predict(self, request, max_batch):
+        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        signature = self.signature(signature_name)
+        inputs = self._check_inputs(signature, request.inputs, max_batch)
+        wanted = list(request.output_filter) or list(signature.outputs)
+        unknown = sorted(set(wanted) - set(signature.outputs))
+        if unknown:
+            raise _invalid(f"output_filter names {unknown}, not outputs of {signature_name!r} "
+                           f"({', '.join(sorted(signature.outputs))})")
+        try:
+            outputs = self._model.signatures[signature_name](**inputs)
+        except tf.errors.OpError as e:
+            raise RequestError(_GRPC_CODES.get(e.error_code, grpc.StatusCode.INTERNAL),
+                               e.message.splitlines()[0]) from e
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = self.name
+        response.model_spec.version.value = self.version
+        response.model_spec.signature_name = signature_name
+        for key in wanted:
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+        return response
+
+    def _check_inputs(self, signature, tensors, max_batch):
+        missing = sorted(set(signature.inputs) - set(tensors))
+        extra = sorted(set(tensors) - set(signature.inputs))
+        if missing or extra:
+            raise _invalid(f"inputs must be exactly {sorted(signature.inputs)}; "
+                           f"missing {missing}, unexpected {extra}")
+        arrays = {}
+        for key, info in signature.inputs.items():
+            proto = tensors[key]
+            if proto.dtype != info.dtype:
+                raise _invalid(f"input {key!r} must be {_dtype_name(info.dtype)}, "
+                               f"got {_dtype_name(proto.dtype)}")
+            expected = [d.size for d in info.tensor_shape.dim]
+            shape = [d.size for d in proto.tensor_shape.dim]
+            if len(shape) != len(expected) or any(e not in (-1, s)
+                                                   for e, s in zip(expected, shape)):
+                wanted = "[" + ", ".join("?" if e == -1 else str(e) for e in expected) + "]"
+                raise _invalid(f"input {key!r} must have shape {wanted}, got {shape}")
+            if max_batch is not None and shape[0] > max_batch:
+                raise _invalid(f"{shape[0]} samples in one request; this server takes at most "
+                               f"{max_batch}")
+            try:
+                arrays[key] = tf.make_ndarray(proto)
+            except (ValueError, TypeError) as e:
+                raise _invalid(f"input {key!r} is not a valid tensor: {e}") from e
+        if len({a.shape[0] for a in arrays.values()}) > 1:
+            raise _invalid("all inputs must have the same batch size (dimension 0)")
+        return {key: tf.constant(value) for key, value in arrays.items()}
+
+    def warm_up(self):
+        """Replay ``assets.extra/tf_serving_warmup_requests``, as TF Serving does at load time.
+
+        Returns how many requests were replayed (0 when the version has no warm-up file). The
+        per-request cap does not apply: warm-up sizes are the exporter's choice, not a client's.
+        """
+        path = self.path / WARMUP_FILE
+        if not path.is_file():
+            return 0
+        count = 0
+        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+            log = prediction_log_pb2.PredictionLog.FromString(record)
+            if log.HasField("predict_log"):
+                self._predict(log.predict_log.request, max_batch=None)
+                count += 1
+        return count
+
