@@ -1,0 +1,141 @@
+"""Export: TF Serving layout, the two signatures, per-seed determinism, warm-up file, refusals."""
+import io
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from wgan_tf import cli
+from wgan_tf.errors import ConfigError
+from wgan_tf.export import export_generator, latents_from_seeds, to_uint8
+from wgan_tf.models import dcgan_generator
+from wgan_tf.serving.servable import Servable
+from wgan_tf.serving.versions import WARMUP_FILE
+
+LATENT = 8
+
+
+def make_run(path, dataset="digits"):
+    """A run directory as training leaves it, with a small untrained 16x16 generator."""
+    path.mkdir(parents=True)
+    generator = dcgan_generator(image_size=16, channels=3, latent_dim=LATENT, filters=8)
+    generator.save(path / "generator.keras")
+    (path / "config.json").write_text(json.dumps(
+        {"latent_dim": LATENT, "image_size": 16, "channels": 3, "arch": "dcgan",
+         "dataset": dataset}))
+    return generator
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    generator = make_run(root / "run")
+    version_dir = export_generator(root / "run", root / "wgan")
+    return generator, version_dir, tf.saved_model.load(str(version_dir))
+
+
+def _shape(info):
+    return [d.size for d in info.tensor_shape.dim]
+
+
+def test_layout_and_signatures(exported):
+    _, version_dir, _ = exported
+    assert version_dir.name == "1" and (version_dir / "saved_model.pb").is_file()
+    saved_model = saved_model_pb2.SavedModel.FromString(
+        (version_dir / "saved_model.pb").read_bytes())
+    sigs = saved_model.meta_graphs[0].signature_def
+    default, seeds = sigs["serving_default"], sigs["from_seeds"]
+    assert default.inputs["latent"].dtype == types_pb2.DT_FLOAT
+    assert _shape(default.inputs["latent"]) == [-1, LATENT]
+    assert set(default.outputs) == {"images"}
+    assert default.outputs["images"].dtype == types_pb2.DT_UINT8
+    assert _shape(default.outputs["images"]) == [-1, 16, 16, 3]
+    assert seeds.inputs["seeds"].dtype == types_pb2.DT_INT64
+    assert _shape(seeds.inputs["seeds"]) == [-1]
+    assert seeds.outputs["images"].dtype == types_pb2.DT_UINT8
+    assert seeds.outputs["png_bytes"].dtype == types_pb2.DT_STRING
+    assert _shape(seeds.outputs["png_bytes"]) == [-1]
+    ops = {node.op for f in saved_model.meta_graphs[0].graph_def.library.function
+           for node in f.node_def}
+    assert not ops & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}  # TF Serving has no Python
+
+
+def test_same_seed_same_image_in_any_batch(exported):
+    _, _, model = exported
+    from_seeds = model.signatures["from_seeds"]
+    alone = from_seeds(seeds=tf.constant([5], tf.int64))
+    batch = from_seeds(seeds=tf.range(8, dtype=tf.int64))
+    reordered = from_seeds(seeds=tf.constant([9, 5, -3], tf.int64))
+    np.testing.assert_array_equal(alone["images"][0], batch["images"][5])
+    np.testing.assert_array_equal(alone["images"][0], reordered["images"][1])
+    decoded = np.asarray(Image.open(io.BytesIO(batch["png_bytes"][5].numpy())))
+    np.testing.assert_array_equal(decoded, batch["images"][5])
+
+
+def test_signatures_are_the_generator_in_uint8(exported):
+    generator, _, model = exported
+    seeds = tf.constant([0, 1, 2], tf.int64)
+    latent = latents_from_seeds(seeds, LATENT)
+    expected = to_uint8(generator(latent, training=False))
+    np.testing.assert_array_equal(model.signatures["serving_default"](latent=latent)["images"],
+                                  expected)
+    np.testing.assert_array_equal(model.signatures["from_seeds"](seeds=seeds)["images"], expected)
+
+
+def test_to_uint8_clips_linear_outputs():
+    out = to_uint8(tf.constant([-3.0, -1.0, 0.0, 1.0, 2.5]))
+    np.testing.assert_array_equal(out, [0, 0, 128, 255, 255])
+
+
+def test_warmup_file_is_tfrecord_of_prediction_logs(exported):
+    _, version_dir, _ = exported
+    records = list(tf.data.TFRecordDataset(str(version_dir / WARMUP_FILE)).as_numpy_iterator())
+    assert 0 < len(records) <= 1000  # TF Serving reads at most 1000
+    logs = [prediction_log_pb2.PredictionLog.FromString(r) for r in records]
+    assert {log.predict_log.request.model_spec.signature_name for log in logs} == \
+        {"serving_default", "from_seeds"}
+    assert Servable("wgan", 1, version_dir, max_batch=1).warm_up() == len(records)
+
+
+def test_next_free_version_and_never_overwrite(tmp_path):
+    make_run(tmp_path / "run")
+    base = tmp_path / "wgan"
+    (base / ".tmp-9-1").mkdir(parents=True)  # not a version: ignored, as by TF Serving
+    assert export_generator(tmp_path / "run", base).name == "1"
+    assert export_generator(tmp_path / "run", base, version=5).name == "5"
+    assert export_generator(tmp_path / "run", base).name == "6"
+    before = (base / "5" / "saved_model.pb").read_bytes()
+    with pytest.raises(ConfigError, match="never overwritten"):
+        export_generator(tmp_path / "run", base, version=5)
+    assert (base / "5" / "saved_model.pb").read_bytes() == before
+    assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == ["1", "5", "6"]
+
+
+def test_refuses_run_without_generator(tmp_path):
+    make_run(tmp_path / "run")
+    (tmp_path / "run" / "generator.keras").unlink()
+    with pytest.raises(ConfigError, match="no generator.keras"):
+        export_generator(tmp_path / "run", tmp_path / "wgan")
+    assert not (tmp_path / "wgan" / "1").exists()
+    with pytest.raises(ConfigError, match="no config.json"):
+        export_generator(tmp_path / "nothing", tmp_path / "wgan")
+
+
+def test_refuses_toy_run(tmp_path):
+    make_run(tmp_path / "run", dataset="toy:8gaussians")
+    with pytest.raises(ConfigError, match="2-D points"):
+        export_generator(tmp_path / "run", tmp_path / "wgan")
+
+
+def test_cli(tmp_path, capsys):
+    make_run(tmp_path / "run")
+    out = tmp_path / "wgan"
+    assert cli.main(["export", str(tmp_path / "run"), "--out", str(out), "--version", "3"]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "3")
+    assert cli.main(["export", str(tmp_path / "run"), "--out", str(out), "--version", "3"]) == 2
+    assert "never overwritten" in capsys.readouterr().err

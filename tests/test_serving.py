@@ -1,0 +1,259 @@
+"""The Python server over gRPC on localhost, through the client and the raw TF Serving stubs."""
+import base64
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from PIL import Image
+from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
+                                     prediction_service_pb2_grpc)
+from tensorflow_serving.config import model_server_config_pb2
+
+from wgan_tf import cli
+from wgan_tf.errors import ConfigError
+from wgan_tf.export import export_generator
+from wgan_tf.models import dcgan_generator
+from wgan_tf.serving import Client, ServerError
+from wgan_tf.serving.server import ModelServer
+
+LATENT = 8
+
+
+def make_run(path):
+    """A run directory with a fresh (randomly initialised) small 16x16 generator."""
+    path.mkdir(parents=True)
+    dcgan_generator(image_size=16, channels=3, latent_dim=LATENT, filters=8).save(
+        path / "generator.keras")
+    (path / "config.json").write_text(json.dumps(
+        {"latent_dim": LATENT, "image_size": 16, "channels": 3, "arch": "dcgan",
+         "dataset": "digits"}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    export_generator(make_run(root / "run"), root / "wgan")
+    return root / "wgan"
+
+
+@pytest.fixture(scope="module")
+def server(base):
+    with ModelServer(base, port=0, rest_port=0) as s:
+        yield s
+
+
+@pytest.fixture()
+def client(server):
+    with Client(f"localhost:{server.port}", timeout=30) as c:
+        yield c
+
+
+def test_round_trip(client):
+    images = client.generate(4, seed=0)
+    assert images.shape == (4, 16, 16, 3) and images.dtype == np.uint8
+    pngs = client.png_bytes(4, seed=0)
+    np.testing.assert_array_equal(np.stack([np.asarray(Image.open(io.BytesIO(p))) for p in pngs]),
+                                  images)
+    from_latent = client.from_latent(np.random.default_rng(0).normal(size=(3, LATENT)))
+    assert from_latent.shape == (3, 16, 16, 3) and from_latent.dtype == np.uint8
+    assert client.status() == {1: "AVAILABLE"}
+
+
+def test_same_seed_same_image_across_batches(server, client):
+    batch = client.generate(8, seed=0)
+    np.testing.assert_array_equal(client.generate(1, seed=5)[0], batch[5])
+    with Client(f"localhost:{server.port}", max_batch=3) as chunked:  # 3 requests of <= 3
+        np.testing.assert_array_equal(chunked.generate(8, seed=0), batch)
+
+
+def _predict(seeds=None, **spec):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = spec.pop("name", "wgan")
+    request.model_spec.signature_name = spec.pop("signature", "from_seeds")
+    if "version" in spec:
+        request.model_spec.version.value = spec.pop("version")
+    request.inputs[spec.pop("input", "seeds")].CopyFrom(
+        tf.make_tensor_proto(np.arange(3, dtype=np.int64) if seeds is None else seeds))
+    request.output_filter.extend(spec.pop("output_filter", []))
+    return request
+
+
+BAD_REQUESTS = {
+    "too many samples": (_predict(np.arange(1025, dtype=np.int64)), "INVALID_ARGUMENT"),
+    "wrong dtype": (_predict(np.arange(3, dtype=np.int32)), "INVALID_ARGUMENT"),
+    "float seeds": (_predict(np.zeros(3, np.float32)), "INVALID_ARGUMENT"),
+    "wrong rank": (_predict(np.zeros((3, 2), np.int64)), "INVALID_ARGUMENT"),
+    "wrong latent size": (_predict(np.zeros((2, LATENT + 1), np.float32), signature="",
+                                   input="latent"), "INVALID_ARGUMENT"),
+    "wrong input name": (_predict(input="z"), "INVALID_ARGUMENT"),
+    "unknown output": (_predict(output_filter=["nope"]), "INVALID_ARGUMENT"),
+    "unknown signature": (_predict(signature="nope"), "INVALID_ARGUMENT"),
+    "unknown model": (_predict(name="bedrooms"), "NOT_FOUND"),
+    "unknown version": (_predict(version=7), "NOT_FOUND"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_REQUESTS)
+def test_bad_request_gets_its_status_and_server_keeps_serving(server, client, name):
+    request, code = BAD_REQUESTS[name]
+    with grpc.insecure_channel(f"localhost:{server.port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Predict(request, timeout=30)
+        assert raised.value.code().name == code, raised.value.details()
+        assert stub.Predict(_predict(), timeout=30).outputs["images"].tensor_shape.dim[0].size == 3
+    assert client.generate(1).shape == (1, 16, 16, 3)
+
+
+def test_client_error_is_one_line(client):
+    with pytest.raises(ServerError) as raised:
+        client.predict("from_seeds", {"seeds": np.arange(3, dtype=np.int32)})
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "\n" not in str(raised.value) and "DT_INT64" in str(raised.value)
+
+
+def test_metadata_and_health(server):
+    with grpc.insecure_channel(f"localhost:{server.port}") as channel:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = "wgan"
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(
+            request, timeout=30)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        assert set(signatures.signature_def) == {"serving_default", "from_seeds"}
+        assert response.model_spec.version.value == 1
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "tensorflow.serving.PredictionService"):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=30)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_eight_concurrent_clients(server, client):
+    expected = client.generate(32, seed=100)
+    results, errors = {}, []
+
+    def ask(k):
+        try:
+            with Client(f"localhost:{server.port}") as own:
+                results[k] = [own.generate(4, seed=100 + 4 * k) for _ in range(3)]
+        except Exception as e:  # surfaced below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k in range(8):
+        for images in results[k]:
+            np.testing.assert_array_equal(images, expected[4 * k:4 * k + 4])
+
+
+def test_rest_predict_and_status(server, client):
+    url = f"http://localhost:{server.rest_port}/v1/models/wgan"
+    status = json.loads(urllib.request.urlopen(url, timeout=30).read())
+    assert status["model_version_status"][0]["state"] == "AVAILABLE"
+    body = json.dumps({"signature_name": "from_seeds", "instances": [5, 6]}).encode()
+    answer = json.loads(urllib.request.urlopen(f"{url}:predict", body, timeout=30).read())
+    png = base64.b64decode(answer["predictions"][0]["png_bytes"]["b64"])
+    expected = client.generate(2, seed=5)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), expected[0])
+    np.testing.assert_array_equal(answer["predictions"][1]["images"], expected[1])
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(f"{url}:predict", b'{"instances": [[1, 2]]}', timeout=30)
+    assert raised.value.code == 400 and "error" in json.loads(raised.value.read())
+
+
+def test_new_version_is_picked_up_while_serving(tmp_path):
+    base = tmp_path / "wgan"
+    export_generator(make_run(tmp_path / "run1"), base)
+    with ModelServer(base, port=0, poll_seconds=0.1) as server, \
+            Client(f"localhost:{server.port}") as client:
+        first = client.generate(2)
+        export_generator(make_run(tmp_path / "run2"), base)  # other weights, version 2
+        deadline = time.monotonic() + 60
+        while client.status() != {2: "AVAILABLE", 1: "END"}:
+            assert time.monotonic() < deadline, client.status()
+            time.sleep(0.1)
+        assert not np.array_equal(client.generate(2), first)
+
+
+def test_no_version_is_a_clear_error_at_start(tmp_path):
+    (tmp_path / "wgan" / "not-a-version").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="no model version"):
+        ModelServer(tmp_path / "wgan", port=0).start()
+
+
+def test_server_down_is_one_clear_error():
+    with Client("localhost:1", timeout=10) as client, pytest.raises(ServerError) as raised:
+        client.generate(1)
+    assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "no server answering at localhost:1" in str(raised.value)
+
+
+def test_cli_serve_generate_and_sigterm(base, tmp_path, capsys):
+    with socket.socket() as s:  # a free port, from the OS
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "wgan_tf.cli", "serve", "--model-base-path",
+                               str(base), "--port", str(port)],
+                              stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        address = f"localhost:{port}"
+        grid, each = tmp_path / "grid.png", tmp_path / "each"
+        assert cli.main(["generate", "--server", address, "--num", "10", "--seed", "3",
+                         "--out", str(grid), "--wait", "120"]) == 0
+        assert Image.open(grid).size == (4 * 18 + 2, 3 * 18 + 2)  # 4 columns, 3 rows, padding 2
+        assert cli.main(["generate", "--server", address, "--num", "2", "--seed", "3",
+                         "--out", f"{each}/"]) == 0
+        assert sorted(p.name for p in each.iterdir()) == ["seed_3.png", "seed_4.png"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, log = server.communicate(timeout=60)
+    assert server.returncode == 0, log
+    assert "shutting down" in log
+
+
+
+def _config_text(name):
+    """A config file of serving/ without its comments."""
+    text = (Path(__file__).resolve().parents[1] / "serving" / name).read_text()
+    return "\n".join(line.split("#")[0] for line in text.splitlines())
+
+
+def test_tf_serving_config_files():
+    config = text_format.Parse(_config_text("models.config"),
+                               model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert (model.name, model.base_path) == ("wgan", "/models/wgan")
+    assert model.model_version_policy.latest.num_versions == 1
+    # BatchingParameters and MonitoringConfig are not in tensorflow-serving-api: check the rules
+    # tensorflow_model_server enforces at start, and what the rest of the project relies on.
+    batching_text = _config_text("batching.config")
+    batching = {k: int(v) for k, v in re.findall(r"^(\w+) \{ value: (\d+) \}", batching_text, re.M)}
+    assert batching["max_batch_size"] == 1024  # the Python server's default cap
+    assert re.search(r"^enable_large_batch_splitting \{ value: true \}", batching_text, re.M)
+    assert batching["max_execution_batch_size"] <= batching["max_batch_size"]
+    # A request of max_batch_size samples is split into batches that must all fit the queue.
+    assert batching["max_enqueued_batches"] * batching["max_execution_batch_size"] >= 1024
+    assert batching["num_batch_threads"] >= 1 and "allowed_batch_sizes" not in batching_text
+    assert 'path: "/monitoring/prometheus/metrics"' in _config_text("monitoring.config")
