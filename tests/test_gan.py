@@ -114,3 +114,21 @@ def test_xla_gives_the_same_step_as_no_xla():
     np.testing.assert_allclose(b["wasserstein"], a["wasserstein"], rtol=1e-3, atol=1e-6)
     for w_a, w_b in zip(weights(plain), weights(xla)):
         np.testing.assert_allclose(w_b, w_a, rtol=1e-3, atol=1e-6)
+
+
+def test_gan_baseline_uses_the_same_step_with_its_own_losses():
+    with distribute.make_strategy(1).scope():
+        keras.utils.set_random_seed(7)
+        g, d = models.build_pair("dcgan", 16, 1, latent_dim=8, filters=8)
+        model = gan.GAN(g, d, seed=3)
+        model.compile(jit_compile=False)
+    assert model.n_critic == 1 and not model.critic_boost
+    assert isinstance(model.critic_optimizer, keras.optimizers.Adam)
+    assert model.critic_optimizer.beta_1 == 0.5
+    logs = fit(model, 2)
+    assert set(logs) == {"js_divergence", "critic_loss", "generator_loss", "generator_iteration",
+                         "critic_iteration"}
+    assert logs["critic_iteration"] == 2
+    assert np.isclose(logs["js_divergence"], np.log(2) - logs["critic_loss"] / 2, rtol=1e-5)
+    # No clipping: the discriminator's weights are free to leave [-0.01, 0.01].
+    assert max(np.abs(v.numpy()).max() for v in d.trainable_variables) > 0.01

@@ -59,3 +59,12 @@ def test_wasserstein_losses():
     real, fake = tf.constant([[2.0], [4.0]]), tf.constant([[1.0], [0.0]])
     assert np.allclose(losses.wasserstein_critic_loss(real, fake), [-1.0, -4.0])
     assert np.allclose(losses.wasserstein_generator_loss(fake), [-1.0, 0.0])
+
+
+def test_gan_losses_are_cross_entropies():
+    real, fake = tf.constant([[0.0], [2.0]]), tf.constant([[0.0], [-1.0]])
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    expected = -np.log(sigmoid(np.array([0.0, 2.0]))) - np.log(1 - sigmoid(np.array([0.0, -1.0])))
+    np.testing.assert_allclose(losses.gan_discriminator_loss(real, fake), expected, rtol=1e-6)
+    np.testing.assert_allclose(losses.gan_generator_loss(fake),
+                               -np.log(sigmoid(np.array([0.0, -1.0]))), rtol=1e-6)

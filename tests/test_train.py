@@ -90,6 +90,8 @@ def test_cli_trains_toy_points(tmp_path, capsys):
     (["--penalty", "spectral"], "unknown penalty 'spectral'"),
     (["--steps", "0"], "steps must be positive"),
     (["--channels", "2"], "channels must be 1 or 3"),
+    (["--objective", "gan", "--penalty", "clip"], "--objective gan takes no Lipschitz penalty"),
+    (["--objective", "lsgan"], "unknown objective 'lsgan'"),
 ])
 def test_bad_configuration_is_one_line(tmp_path, capsys, args, message):
     out = str(tmp_path / "bad")

@@ -38,7 +38,8 @@ class ProgressBar(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(_generator_iteration(self.model) - self.bar.n)
-        shown = ("wasserstein", "critic_loss", "generator_loss", "gradient_penalty")
+        shown = ("wasserstein", "js_divergence", "critic_loss", "generator_loss",
+                 "gradient_penalty")
         self.bar.set_postfix({k: f"{float(logs[k]):.4g}" for k in shown if k in (logs or {})},
                              refresh=False)
 

@@ -12,6 +12,8 @@ from wgan_tf.errors import ConfigError
 PAPER_RMSPROP = dict(learning_rate=5e-5, rho=0.99, epsilon=1e-16)
 # Gulrajani et al. (2017), Algorithm 1: Adam(1e-4, beta1 0, beta2 0.9), lambda 10.
 GP_ADAM = dict(learning_rate=1e-4, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
+# Radford et al. (2016), DCGAN: the standard-GAN baseline's optimizer.
+DCGAN_ADAM = dict(learning_rate=2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
 # The reference code's "critic boost": 100 critic iterations for the first 25 generator
 # iterations and every 500th.
 BOOST_CRITIC_ITERATIONS = 100
@@ -23,13 +25,17 @@ BOOST_EVERY = 500
 class TrainConfig:
     dataset: str = "digits"
     arch: str = "dcgan"
-    penalty: str = "clip"
+    # "wasserstein" (the paper) or "gan" (its standard-GAN baseline, DCGAN-style).
+    objective: str = "wasserstein"
+    # None: "clip" (Algorithm 1) for the Wasserstein objective, "none" for the GAN baseline.
+    penalty: Optional[str] = None
     image_size: int = 64
     channels: int = 3
     latent_dim: int = 100
     filters: int = 64
     batch_size: int = 64
-    n_critic: int = 5
+    # None: 5 (Algorithm 1) for the Wasserstein objective, 1 (DCGAN) for the GAN baseline.
+    n_critic: Optional[int] = None
     clip_value: float = 0.01
     gp_weight: float = 10.0
     # None: on for weight clipping (as the WGAN reference code), off for the gradient penalty
@@ -48,12 +54,22 @@ class TrainConfig:
                  "jit_compile")
 
     def __post_init__(self):
+        wasserstein = self.objective == "wasserstein"
+        if self.penalty is None:
+            self.penalty = "clip" if wasserstein else "none"
+        if self.n_critic is None:
+            self.n_critic = 5 if wasserstein else 1
         if self.critic_boost is None:
             self.critic_boost = self.penalty == "clip"
         self.validate()
 
     def validate(self):
-        if self.penalty not in ("clip", "gp"):
+        if self.objective not in ("wasserstein", "gan"):
+            raise ConfigError(f"unknown objective {self.objective!r}; choose wasserstein or gan")
+        if self.objective == "gan" and self.penalty != "none":
+            raise ConfigError(f"--objective gan takes no Lipschitz penalty, got --penalty "
+                              f"{self.penalty}")
+        if self.objective == "wasserstein" and self.penalty not in ("clip", "gp"):
             raise ConfigError(f"unknown penalty {self.penalty!r}; choose clip or gp")
         if self.image_size < 16 or self.image_size & (self.image_size - 1):
             raise ConfigError(f"image size must be a power of two >= 16, got {self.image_size}")

@@ -47,12 +47,21 @@ class WGAN(keras.Model):
     weight clipping, Adam(1e-4, 0, 0.9) with the gradient penalty.
     """
 
+    critic_loss = staticmethod(losses.wasserstein_critic_loss)
+    generator_loss = staticmethod(losses.wasserstein_generator_loss)
+    ESTIMATE = "wasserstein"
+
+    @staticmethod
+    def estimate(critic_loss):
+        """The critic's estimate of W(P_r, P_g) from its loss (the curve of the paper's Fig. 3)."""
+        return -critic_loss
+
     def __init__(self, generator, critic, n_critic=_DEFAULTS.n_critic, penalty=_DEFAULTS.penalty,
                  clip_value=_DEFAULTS.clip_value, gp_weight=_DEFAULTS.gp_weight,
                  critic_boost=None, seed=_DEFAULTS.seed, **kwargs):
         super().__init__(**kwargs)
-        if penalty not in ("clip", "gp"):
-            raise ValueError(f"penalty must be 'clip' or 'gp', got {penalty!r}")
+        if penalty not in ("clip", "gp", None):
+            raise ValueError(f"penalty must be 'clip', 'gp' or None, got {penalty!r}")
         self.generator = generator
         self.critic = critic
         self.n_critic = int(n_critic)
@@ -66,7 +75,7 @@ class WGAN(keras.Model):
             lipschitz.clip_weights(critic, clip_value)
         self.generator_iterations = self._counter("generator_iterations")
         self.critic_iterations = self._counter("critic_iterations")
-        self.wasserstein_tracker = keras.metrics.Mean(name="wasserstein")
+        self.estimate_tracker = keras.metrics.Mean(name=self.ESTIMATE)
         self.critic_loss_tracker = keras.metrics.Mean(name="critic_loss")
         self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
         self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
@@ -88,13 +97,15 @@ class WGAN(keras.Model):
         self.generator_optimizer.build(self.generator.trainable_variables)
 
     def _paper_optimizer(self):
+        if self.penalty is None:
+            return keras.optimizers.Adam(**config.DCGAN_ADAM)
         if self.penalty == "gp":
             return keras.optimizers.Adam(**config.GP_ADAM)
         return keras.optimizers.RMSprop(**config.PAPER_RMSPROP)
 
     @property
     def metrics(self):
-        trackers = [self.wasserstein_tracker, self.critic_loss_tracker, self.generator_loss_tracker]
+        trackers = [self.estimate_tracker, self.critic_loss_tracker, self.generator_loss_tracker]
         return trackers + ([self.penalty_tracker] if self.penalty == "gp" else [])
 
     # -- Algorithm 1 -------------------------------------------------------------------------------
@@ -113,8 +124,8 @@ class WGAN(keras.Model):
         """Lines 3-7: a real batch and prior samples, ascend the critic's estimate, clip."""
         fake = self.generator(_replica_rows(noise["z"]), training=True)
         with tf.GradientTape() as tape:
-            per_sample = losses.wasserstein_critic_loss(self.critic(real, training=True),
-                                                        self.critic(fake, training=True))
+            per_sample = self.critic_loss(self.critic(real, training=True),
+                                          self.critic(fake, training=True))
             loss = estimate_loss = _global_mean(per_sample)
             if self.penalty == "gp":
                 mix = _replica_rows(noise["mix"])
@@ -125,7 +136,7 @@ class WGAN(keras.Model):
         self.critic_optimizer.apply(grads, self.critic.trainable_variables)
         self.critic_iterations.assign_add(1)
 
-        self.wasserstein_tracker.update_state(-_all_replicas(estimate_loss))
+        self.estimate_tracker.update_state(self.estimate(_all_replicas(estimate_loss)))
         self.critic_loss_tracker.update_state(_all_replicas(loss))
         if self.penalty == "gp":
             self.penalty_tracker.update_state(_all_replicas(penalty))
@@ -134,7 +145,7 @@ class WGAN(keras.Model):
         """Lines 9-10: prior samples, descend -f(G(z))."""
         with tf.GradientTape() as tape:
             fake = self.generator(_replica_rows(noise["z"]), training=True)
-            loss = _global_mean(losses.wasserstein_generator_loss(self.critic(fake, training=True)))
+            loss = _global_mean(self.generator_loss(self.critic(fake, training=True)))
         grads = tape.gradient(loss, self.generator.trainable_variables)
         self.generator_optimizer.apply(grads, self.generator.trainable_variables)
         self.generator_iterations.assign_add(1)
@@ -227,3 +238,24 @@ class WGAN(keras.Model):
         # iterator, and that batch would be lost to Algorithm 1's data stream (and to an exact
         # resume). Both players are built when they are constructed, so there is nothing to build.
         pass
+
+
+class GAN(WGAN):
+    """The paper's baseline: a standard GAN (Goodfellow et al. 2014) with the -log D trick, trained
+    as DCGAN is (one discriminator step per generator step, Adam(2e-4, 0.5)) by the same step code,
+    so that WGAN and GAN are compared on the same models, data and random numbers. The critic's
+    score is the discriminator's logit."""
+
+    critic_loss = staticmethod(losses.gan_discriminator_loss)
+    generator_loss = staticmethod(losses.gan_generator_loss)
+    ESTIMATE = "js_divergence"
+
+    @staticmethod
+    def estimate(critic_loss):
+        """The discriminator's estimate of JS(P_r, P_g): with an optimal discriminator its loss is
+        2 log 2 - 2 JS (the curve of the paper's Fig. 4)."""
+        return tf.math.log(2.0) - critic_loss / 2.0
+
+    def __init__(self, generator, discriminator, n_critic=1, seed=_DEFAULTS.seed, **kwargs):
+        super().__init__(generator, discriminator, n_critic=n_critic, penalty=None,
+                         critic_boost=False, seed=seed, **kwargs)

@@ -16,3 +16,15 @@ def wasserstein_critic_loss(real_scores, fake_scores):
 def wasserstein_generator_loss(fake_scores):
     """WGAN generator loss, -f(G(z)) per sample (Algorithm 1 line 10)."""
     return -tf.reshape(fake_scores, [-1])
+
+
+def gan_discriminator_loss(real_logits, fake_logits):
+    """Standard GAN discriminator loss per sample, -log D(x) - log(1 - D(G(z))) with D = sigmoid of
+    the logit (Goodfellow et al. 2014), in the numerically stable softplus form."""
+    return tf.reshape(tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits), [-1])
+
+
+def gan_generator_loss(fake_logits):
+    """The -log D(G(z)) generator loss per sample (Goodfellow et al. 2014's non-saturating trick,
+    the WGAN paper's baseline)."""
+    return tf.reshape(tf.nn.softplus(-fake_logits), [-1])

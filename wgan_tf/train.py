@@ -20,7 +20,7 @@ import tensorflow as tf
 from wgan_tf import callbacks, data, distribute, models
 from wgan_tf.config import TrainConfig
 from wgan_tf.errors import ConfigError
-from wgan_tf.gan import WGAN
+from wgan_tf.gan import GAN, WGAN
 
 
 def add_arguments(parser):
@@ -29,14 +29,18 @@ def add_arguments(parser):
     a("--dataset", default=d.dataset, help="digits, toy:8gaussians, toy:25gaussians, "
       "toy:swissroll, folder:PATH, lsun-lmdb:PATH or a TFDS name like lsun/bedroom")
     a("--arch", default=d.arch, help="generator: dcgan, dcgan-nobn or mlp (default %(default)s)")
-    a("--penalty", default=d.penalty, help="clip (WGAN) or gp (WGAN-GP) (default %(default)s)")
+    a("--objective", default=d.objective,
+      help="wasserstein (default) or gan, the paper's standard-GAN baseline (-log D trick)")
+    a("--penalty", default=None,
+      help="clip (WGAN, the default) or gp (WGAN-GP); none with --objective gan")
     a("--image-size", type=int, default=d.image_size)
     a("--channels", type=int, default=d.channels)
     a("--latent-dim", type=int, default=None,
       help=f"default {d.latent_dim}, 2 for toy datasets")
     a("--filters", type=int, default=d.filters, help="DCGAN base filters (default %(default)s)")
     a("--batch-size", type=int, default=d.batch_size, help="global batch (default %(default)s)")
-    a("--n-critic", type=int, default=d.n_critic)
+    a("--n-critic", type=int, default=None, help="critic iterations per generator iteration "
+      "(default 5; 1 with --objective gan)")
     a("--clip-value", type=float, default=d.clip_value)
     a("--gp-weight", type=float, default=d.gp_weight)
     a("--critic-boost", action=argparse.BooleanOptionalAction,
@@ -113,9 +117,12 @@ def build_model(config, strategy):
             config.arch, config.image_size, config.channels, config.latent_dim, config.filters,
             critic_normalization="layer" if config.penalty == "gp" else "batch",
             point_dim=data.point_dim(config.dataset))
-        model = WGAN(generator, critic, n_critic=config.n_critic, penalty=config.penalty,
-                     clip_value=config.clip_value, gp_weight=config.gp_weight,
-                     critic_boost=config.critic_boost, seed=config.seed)
+        if config.objective == "gan":
+            model = GAN(generator, critic, n_critic=config.n_critic, seed=config.seed)
+        else:
+            model = WGAN(generator, critic, n_critic=config.n_critic, penalty=config.penalty,
+                         clip_value=config.clip_value, gp_weight=config.gp_weight,
+                         critic_boost=config.critic_boost, seed=config.seed)
         model.compile(jit_compile=use_xla(config))
     return model
 
