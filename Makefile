@@ -37,8 +37,12 @@ test-python: install
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	exit $$status
 
+# The container test builds the images and asks a served model for images (docker/test.sh);
+# it says SKIP where Docker cannot run, and in CI (CI=true) installs and starts Docker itself.
 test: test-python
+	$(MAKE) docker-test
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
 
+include docker/docker.mk

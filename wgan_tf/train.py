@@ -136,9 +136,11 @@ def checkpoint_manager(model, run_dir):
                                       max_to_keep=3)
 
 
-def train(config, run_dir, progress=True, **data_options):
+def train(config, run_dir, progress=True, extra_callbacks=(), **data_options):
     """Trains (or resumes) the run in ``run_dir`` up to ``config.steps`` generator iterations and
-    returns the ``WGAN``. ``data_options`` go to ``wgan_tf.data.load`` (``data_dir``, ``cache``)."""
+    returns the ``WGAN``. ``data_options`` go to ``wgan_tf.data.load`` (``data_dir``, ``cache``);
+    ``extra_callbacks`` (Keras callbacks) see every logging period first, and what they add to the
+    logs in ``on_epoch_end`` (a quality measure, say) lands in metrics.csv."""
     # One report for every load() of the run, so skipped files are counted once and shown at the end.
     options = dict(data_options, report=data.InputReport())
     data.load(config.dataset, config.image_size, config.batch_size, config.channels,
@@ -157,6 +159,7 @@ def train(config, run_dir, progress=True, **data_options):
     tensorboard = os.path.join(run_dir, "tensorboard")
     run_callbacks = [
         callbacks.StopAtIteration(config.steps),
+        *extra_callbacks,  # before MetricsCSV, so values they add to the logs are written too
         progress_bar,
         callbacks.MetricsCSV(os.path.join(run_dir, "metrics.csv")),
         callbacks.TensorBoardScalars(tensorboard),

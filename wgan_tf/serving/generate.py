@@ -4,12 +4,9 @@
 its seed, as encoded by the server (``png_bytes``), so the files are exactly what any client of the
 model gets.
 """
-import math
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
+from wgan_tf import pictures
 from wgan_tf.errors import ConfigError
 from wgan_tf.serving.client import Client
 
@@ -46,17 +43,5 @@ def run(args):
                 (out / f"seed_{args.seed + i}.png").write_bytes(png)
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
-            image_grid(client.generate(args.num, seed=args.seed)).save(out)
+            pictures.save_png(pictures.grid(client.generate(args.num, seed=args.seed)), out)
     print(out)
-
-
-def image_grid(images, padding=2):
-    """uint8 images ``[N, H, W, C]`` as one near-square Pillow image, row by row."""
-    n, h, w, c = images.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    grid = np.zeros((rows * (h + padding) + padding, cols * (w + padding) + padding, c), np.uint8)
-    for i, image in enumerate(images):
-        top, left = padding + (i // cols) * (h + padding), padding + (i % cols) * (w + padding)
-        grid[top:top + h, left:left + w] = image
-    return Image.fromarray(grid[..., 0] if c == 1 else grid)
