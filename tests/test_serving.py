@@ -222,7 +222,8 @@ def test_cli_serve_generate_and_sigterm(base, tmp_path, capsys):
         grid, each = tmp_path / "grid.png", tmp_path / "each"
         assert cli.main(["generate", "--server", address, "--num", "10", "--seed", "3",
                          "--out", str(grid), "--wait", "120"]) == 0
-        assert Image.open(grid).size == (4 * 18 + 2, 3 * 18 + 2)  # 4 columns, 3 rows, padding 2
+        # 4 columns, 3 rows, padding 2, enlarged 4x (nearest) to be at least 256 pixels wide
+        assert Image.open(grid).size == (4 * (4 * 18 + 2), 4 * (3 * 18 + 2))
         assert cli.main(["generate", "--server", address, "--num", "2", "--seed", "3",
                          "--out", f"{each}/"]) == 0
         assert sorted(p.name for p in each.iterdir()) == ["seed_3.png", "seed_4.png"]
