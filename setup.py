@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "matplotlib==3.10.7",
     "tqdm==4.70.1",
     "tensorboard==2.21.0",
+    "tf-keras-vis==0.8.7",
     "tensorflow-datasets==4.9.10",
     "lmdb==3.0.0",
     "importlib_resources==7.1.0",  # TFDS 4.9.10 needs it to prepare datasets

@@ -11,6 +11,8 @@ COMMANDS = {
     "export": ("wgan_tf.export", "export a run's generator as a TF Serving SavedModel version"),
     "serve": ("wgan_tf.serving.server", "serve exported generators over TF Serving's gRPC API"),
     "generate": ("wgan_tf.serving.generate", "ask a running server for images, write PNGs"),
+    "evaluate": ("wgan_tf.evaluate", "measure a run's samples against its dataset, write JSON"),
+    "explain": ("wgan_tf.explain", "saliency and Grad-CAM++ maps of a run's critic, write a PNG"),
 }
 
 

@@ -53,22 +53,31 @@ def digits(image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0):
                        deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
+def gaussian_mixture(name):
+    """(centres ``[K, 2]``, standard deviation) of a Gaussian-mixture toy dataset, after the
+    WGAN-GP code's scaling: 8 centres on a circle of radius 2 with std 0.02, or a 5x5 grid on
+    -2..2 with std 0.05, all divided by 1.414 and 2.828 respectively."""
+    if name == "8gaussians":
+        s = 1.0 / math.sqrt(2.0)
+        unit = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [s, s], [s, -s], [-s, s], [-s, -s]])
+        return 2.0 * unit / 1.414, 0.02 / 1.414
+    if name == "25gaussians":
+        grid = np.array([[x, y] for x in range(-2, 3) for y in range(-2, 3)], np.float64)
+        return grid / 2.828, 0.05 / 2.828
+    raise ConfigError(f"toy:{name} is not a Gaussian mixture; modes are defined for "
+                      "toy:8gaussians and toy:25gaussians")
+
+
 def toy_batch(name, batch_size, seed):
     """One batch of a WGAN-GP toy distribution (gulrajani/improved_wgan_training, gan_toy.py),
     drawn with stateless random ops from ``seed`` (shape [2] int64)."""
     keys = tf.random.experimental.stateless_split(seed, 3)
-    if name == "8gaussians":
-        s = 1.0 / math.sqrt(2.0)
-        centers = 2.0 * tf.constant([[1, 0], [-1, 0], [0, 1], [0, -1], [s, s], [s, -s], [-s, s],
-                                     [-s, -s]], tf.float32)
-        which = tf.random.stateless_uniform([batch_size], keys[0], 0, 8, tf.int32, alg="philox")
-        noise = tf.random.stateless_normal([batch_size, 2], keys[1], stddev=0.02, alg="philox")
-        return (tf.gather(centers, which) + noise) / 1.414
-    if name == "25gaussians":
-        grid = tf.constant([[x, y] for x in range(-2, 3) for y in range(-2, 3)], tf.float32)
-        which = tf.random.stateless_uniform([batch_size], keys[0], 0, 25, tf.int32, alg="philox")
-        noise = tf.random.stateless_normal([batch_size, 2], keys[1], stddev=0.05, alg="philox")
-        return (tf.gather(grid, which) + noise) / 2.828
+    if name in ("8gaussians", "25gaussians"):
+        centers, std = gaussian_mixture(name)
+        which = tf.random.stateless_uniform([batch_size], keys[0], 0, len(centers), tf.int32,
+                                            alg="philox")
+        noise = tf.random.stateless_normal([batch_size, 2], keys[1], stddev=std, alg="philox")
+        return tf.gather(tf.constant(centers, tf.float32), which) + noise
     if name == "swissroll":
         # sklearn.datasets.make_swiss_roll(noise=0.25), columns (x, z), divided by 7.5.
         t = 1.5 * math.pi * (1.0 + 2.0 * tf.random.stateless_uniform(

@@ -1,0 +1,126 @@
+"""``wgan-tf explain``: where the critic looks, on real and generated images, with tf-keras-vis.
+
+One figure, rows real / generated, columns: the images, the saliency of the critic's score
+(|d score / d pixel|, Simonyan et al. 2014) and, where the critic is convolutional, Grad-CAM++
+(Chattopadhay et al. 2018) on its last feature map with more than one position. Each panel is a
+grid of the same ``--num`` images; every map is scaled to [0, 1] per image, so the maps show where
+the critic looks, not how strongly.
+"""
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from wgan_tf import data, pictures
+from wgan_tf.errors import ConfigError
+from wgan_tf.evaluate import generated_samples, load_model, read_config, real_samples
+
+
+def add_arguments(parser):
+    a = parser.add_argument
+    a("run_dir", metavar="RUN_DIR", help="a training run directory")
+    a("--dataset", default=None, help="dataset spec of the real images (default: the run's)")
+    a("--out", required=True, help="PNG file to write")
+    a("--num", type=int, default=8, help="images per row (default %(default)s)")
+    a("--seed", type=int, default=0, help="seed of the latents and the real draw")
+    a("--data-dir", default=None, help="TFDS data directory")
+
+
+def run(args):
+    print(explain(args.run_dir, args.out, args.dataset, args.num, args.seed, args.data_dir))
+
+
+def critic_score(outputs):
+    """tf-keras-vis score: the critic's one score per image, minus itself held constant.
+
+    Its gradients are the score's, but its value is 0: Grad-CAM++ weights each image by
+    exp(score), which overflows for the unbounded scores of a WGAN-GP critic, and cancels out
+    anyway once each map is scaled to [0, 1].
+    """
+    score = outputs[:, 0]
+    return score - tf.stop_gradient(score)
+
+
+def saliency_maps(critic, images):
+    """|d score / d pixel|, the maximum over channels, scaled to [0, 1] per image: ``[N, H, W]``."""
+    from tf_keras_vis.saliency import Saliency
+
+    # tf-keras-vis feeds a list of inputs; a model built on a list takes it without a warning.
+    as_list = keras.Model(critic.inputs, critic.outputs)
+    return Saliency(as_list, clone=False)(critic_score, images)
+
+
+def gradcam_layer(critic):
+    """The critic's last layer whose output is a feature map with more than one position (the
+    DCGAN critic's score is a 4x4 convolution down to 1x1), or None for an MLP critic."""
+    for layer in reversed(critic.layers):
+        shape = layer.output.shape
+        if (len(shape) == 4 and shape[1] * shape[2] > 1
+                and not isinstance(layer, keras.layers.InputLayer)):
+            return layer
+    return None
+
+
+def gradcam_plus_plus_maps(critic, images, layer):
+    """Grad-CAM++ of the score on ``layer``'s feature map, resized to the images: ``[N, H, W]``."""
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+
+    return GradcamPlusPlus(critic, clone=False)(
+        critic_score, images, penultimate_layer=layer, seek_penultimate_conv_layer=False)
+
+
+def explain(run_dir, out, dataset=None, num=8, seed=0, data_dir=None):
+    """Writes the figure for ``run_dir`` to ``out`` and returns ``out``."""
+    config = read_config(run_dir)
+    spec = dataset or config["dataset"]
+    if data.point_dim(spec) is not None:
+        raise ConfigError(f"explain shows critics of images; {spec} is 2-D points")
+    if num < 1:
+        raise ConfigError(f"--num must be positive, got {num}")
+    critic = load_model(run_dir, "critic")
+    rows = {"real": real_samples(spec, config, num, seed, data_dir=data_dir),
+            "generated": generated_samples(load_model(run_dir, "generator"), num, seed)}
+    layer = gradcam_layer(critic)
+    panels = {}
+    for name, images in rows.items():
+        scores = critic.predict(images, verbose=0)[:, 0]
+        panels[name] = (scores, images, saliency_maps(critic, images),
+                        gradcam_plus_plus_maps(critic, images, layer) if layer else None)
+    _draw(panels, layer.name if layer else None, out)
+    return out
+
+
+def _draw(panels, layer_name, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = 3 if layer_name else 2
+    fig, axes = plt.subplots(2, columns, figsize=(3.2 * columns, 6.8), squeeze=False)
+    for row, (name, (scores, images, saliency, cam)) in zip(axes, panels.items()):
+        per_row = math.ceil(math.sqrt(len(images)))
+        image_grid = pictures.grid(pictures.to_uint8(images), per_row)
+        grey = image_grid.mean(axis=-1)
+
+        def map_grid(maps):
+            return pictures.grid(np.round(255 * maps[..., None]).astype(np.uint8), per_row)[..., 0]
+
+        row[0].imshow(image_grid[..., 0] if image_grid.shape[-1] == 1 else image_grid,
+                      cmap="gray", vmin=0, vmax=255)
+        row[0].set_title(f"{name}: critic score {scores.mean():.3g} +- {scores.std():.2g}",
+                         fontsize=9)
+        row[1].imshow(map_grid(saliency), cmap="magma", vmin=0, vmax=255)
+        row[1].set_title("saliency", fontsize=9)
+        if cam is not None:
+            row[2].imshow(grey, cmap="gray", vmin=0, vmax=255)
+            row[2].imshow(map_grid(cam), cmap="jet", vmin=0, vmax=255, alpha=0.5)
+            row[2].set_title(f"Grad-CAM++ ({layer_name})", fontsize=9)
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
