@@ -100,3 +100,16 @@ def test_bad_configuration_is_one_line(tmp_path, capsys, args, message):
     assert status == 2
     assert len(err.splitlines()) == 1 and message in err, err
     assert err.startswith("wgan-tf train: error:")
+
+
+def test_optimizer_choice_keeps_the_penalty_learning_rate():
+    import keras
+
+    from wgan_tf.distribute import make_strategy
+    from wgan_tf.train import build_model
+
+    model = build_model(tiny_config(optimizer="adam"), make_strategy(1))
+    for opt in (model.critic_optimizer, model.generator_optimizer):
+        assert isinstance(opt, keras.optimizers.Adam) and opt.beta_1 == 0.5
+        assert np.isclose(float(opt.learning_rate), 5e-5)
+    assert model.critic_optimizer is not model.generator_optimizer

@@ -41,6 +41,9 @@ class TrainConfig:
     # None: on for weight clipping (as the WGAN reference code), off for the gradient penalty
     # (as the WGAN-GP reference code).
     critic_boost: Optional[bool] = None
+    # None: the paper's for the objective and penalty (see WGAN.compile); "rmsprop" or "adam"
+    # (beta1 0.5, the momentum the paper found unstable with clipping) at that learning rate.
+    optimizer: Optional[str] = None
     steps: int = 100_000
     seed: int = 0
     devices: int = 1
@@ -83,6 +86,8 @@ class TrainConfig:
                               f"devices {self.devices}")
         if self.penalty == "clip" and not self.clip_value > 0:
             raise ConfigError(f"clip value must be positive, got {self.clip_value}")
+        if self.optimizer not in (None, "rmsprop", "adam"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose rmsprop or adam")
         if self.jit_compile not in ("auto", "on", "off"):
             raise ConfigError(f"jit-compile must be auto, on or off, got {self.jit_compile!r}")
 
@@ -98,6 +103,17 @@ class TrainConfig:
         """Names of the settings, other than resumable ones, where ``other`` differs."""
         return [f.name for f in dataclasses.fields(self)
                 if f.name not in self.RESUMABLE and getattr(self, f.name) != getattr(other, f.name)]
+
+
+def make_optimizer(name, penalty):
+    """A fresh optimizer called ``name`` at the learning rate of ``penalty``'s paper."""
+    import keras
+
+    rate = {"clip": PAPER_RMSPROP, "gp": GP_ADAM}.get(penalty, DCGAN_ADAM)["learning_rate"]
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(rate, rho=PAPER_RMSPROP["rho"],
+                                        epsilon=PAPER_RMSPROP["epsilon"])
+    return keras.optimizers.Adam(rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
 
 
 def critic_iterations(generator_iteration, n_critic=5, boost=True):

@@ -113,7 +113,8 @@ class WGAN(keras.Model):
     def train_step(self, data):
         """One generator iteration: ``n_critic`` critic updates (lines 2-8), one generator update
         (lines 9-11). ``data`` is ``(real_batches, critic_noise, generator_noise)``: this replica's
-        rows of ``n_critic`` real batches, and the prior samples for each update (see ``Noise``)."""
+        rows of ``n_critic`` real batches, and the global prior samples for each update (see
+        ``critic_noise``), of which each replica uses its own rows."""
         real_batches, critic_noise, generator_noise = data
         for real, noise in zip(real_batches, critic_noise):
             self.critic_step(real, noise)

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from wgan_tf import callbacks, data, distribute, models
-from wgan_tf.config import TrainConfig
+from wgan_tf.config import TrainConfig, make_optimizer
 from wgan_tf.errors import ConfigError
 from wgan_tf.gan import GAN, WGAN
 
@@ -46,6 +46,8 @@ def add_arguments(parser):
     a("--critic-boost", action=argparse.BooleanOptionalAction,
       default=None, help="100 critic iterations for the first 25 generator iterations and every "
       "500th (default: on with --penalty clip, off with gp)")
+    a("--optimizer", default=None, choices=("rmsprop", "adam"),
+      help="both players' optimizer (default: RMSProp with clipping, Adam otherwise)")
     a("--steps", type=int, default=d.steps, help="generator iterations (default %(default)s)")
     a("--seed", type=int, default=d.seed)
     a("--devices", type=int, default=d.devices,
@@ -123,7 +125,9 @@ def build_model(config, strategy):
             model = WGAN(generator, critic, n_critic=config.n_critic, penalty=config.penalty,
                          clip_value=config.clip_value, gp_weight=config.gp_weight,
                          critic_boost=config.critic_boost, seed=config.seed)
-        model.compile(jit_compile=use_xla(config))
+        optimizers = {f"{player}_optimizer": make_optimizer(config.optimizer, config.penalty)
+                      for player in ("critic", "generator") if config.optimizer}
+        model.compile(jit_compile=use_xla(config), **optimizers)
     return model
 
 
