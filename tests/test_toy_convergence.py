@@ -1,7 +1,5 @@
 """The issue's end-to-end check: WGAN-GP on 8 Gaussians brings the exact W1 between generated and
 real points well below where it started."""
-import numpy as np
-
 from helpers import tiny_config
 from wgan_tf import data, metrics, rng
 from wgan_tf.distribute import make_strategy
