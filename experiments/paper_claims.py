@@ -182,7 +182,8 @@ def mode_collapse():
         ax.scatter(*centers.T, s=60, c="tab:orange", marker="x")
         ax.scatter(*points.T, s=1, c="tab:blue")
         ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal",
-               title=f"{label}: {r['modes_covered']}/25 modes, {r['high_quality']:.0%} near one")
+               title=f"{label}\n{r['modes_covered']}/25 modes, {r['high_quality']:.0%} of samples "
+                     "within 3 std")
     save("mode-collapse", results, fig)
     return {label: (r["modes_covered"], round(r["high_quality"], 3)) for label, r in
             results.items()}
