@@ -19,12 +19,12 @@ more.
 import json
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from wgan_tf import data, metrics
 from wgan_tf.errors import ConfigError
+from wgan_tf.train import load_saved, read_run_config
 
 DEFAULT_NUM = 2000
 
@@ -56,13 +56,13 @@ def run(args):
 def evaluate(run_dir, dataset=None, num=DEFAULT_NUM, seed=0, inception_weights=None,
              cache_dir=None, data_dir=None):
     """The measures for ``run_dir``'s generator as a JSON-ready dict (keys in the module doc)."""
-    config = read_config(run_dir)
+    config = read_run_config(run_dir)
     spec = dataset or config["dataset"]
     if num < 2:
         raise ConfigError(f"--num must be at least 2, got {num}")
     if inception_weights:
         metrics.check_inception_weights(inception_weights)
-    generator = load_model(run_dir, "generator")
+    generator = load_saved(run_dir, "generator")
     if (len(generator.output_shape) == 2) != (data.point_dim(spec) is not None):
         raise ConfigError(f"{run_dir}'s generator makes {generator.output_shape[1:]} samples, "
                           f"which cannot be compared with {spec}")
@@ -86,22 +86,6 @@ def evaluate(run_dir, dataset=None, num=DEFAULT_NUM, seed=0, inception_weights=N
     if inception_weights:
         results["fid"] = metrics.fid(real, fake, inception_weights)
     return results
-
-
-def read_config(run_dir):
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise ConfigError(f"{run_dir} is not a training run: no config.json")
-    with open(path) as f:
-        return json.load(f)
-
-
-def load_model(run_dir, name):
-    """``generator`` or ``critic`` of a run, as ``wgan-tf train`` last saved it."""
-    path = os.path.join(run_dir, f"{name}.keras")
-    if not os.path.isfile(path):
-        raise ConfigError(f"{run_dir} has no {name}.keras: train (or finish training) first")
-    return keras.saving.load_model(path, compile=False)
 
 
 def generator_iteration(run_dir):

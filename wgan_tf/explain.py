@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from wgan_tf import data, pictures
 from wgan_tf.errors import ConfigError
-from wgan_tf.evaluate import generated_samples, load_model, read_config, real_samples
+from wgan_tf.evaluate import generated_samples, real_samples
+from wgan_tf.train import load_saved, read_run_config
 
 
 def add_arguments(parser):
@@ -73,15 +74,15 @@ def gradcam_plus_plus_maps(critic, images, layer):
 
 def explain(run_dir, out, dataset=None, num=8, seed=0, data_dir=None):
     """Writes the figure for ``run_dir`` to ``out`` and returns ``out``."""
-    config = read_config(run_dir)
+    config = read_run_config(run_dir)
     spec = dataset or config["dataset"]
     if data.point_dim(spec) is not None:
         raise ConfigError(f"explain shows critics of images; {spec} is 2-D points")
     if num < 1:
         raise ConfigError(f"--num must be positive, got {num}")
-    critic = load_model(run_dir, "critic")
+    critic = load_saved(run_dir, "critic")
     rows = {"real": real_samples(spec, config, num, seed, data_dir=data_dir),
-            "generated": generated_samples(load_model(run_dir, "generator"), num, seed)}
+            "generated": generated_samples(load_saved(run_dir, "generator"), num, seed)}
     layer = gradcam_layer(critic)
     panels = {}
     for name, images in rows.items():

@@ -14,7 +14,6 @@ used (no Python callbacks), because ``tensorflow_model_server`` runs the graph w
 A version is written to a hidden temporary directory and renamed into place: a server polling the
 base path never sees half a model. An existing version is never overwritten.
 """
-import json
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +24,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from wgan_tf.errors import ConfigError
+from wgan_tf.train import load_saved, read_run_config
 from wgan_tf.serving.versions import WARMUP_FILE, version_numbers
 
 MODEL_NAME = "wgan"
@@ -91,10 +91,7 @@ def export_generator(run_dir, base_path="saved_models/wgan", version=None):
 
 
 def _read_run_config(run_dir):
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a training run: no config.json")
-    config = json.loads(path.read_text())
+    config = read_run_config(run_dir)
     if str(config.get("dataset", "")).startswith("toy:"):
         raise ConfigError(f"{run_dir} was trained on {config['dataset']}: its generator makes "
                           "2-D points, not images, and there is nothing to serve")
@@ -103,9 +100,7 @@ def _read_run_config(run_dir):
 
 def _load_generator(run_dir, config):
     path = run_dir / "generator.keras"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} has no generator.keras: train (or finish training) first")
-    generator = keras.saving.load_model(path, compile=False)
+    generator = load_saved(run_dir, "generator")
     if len(generator.output_shape) != 4 or generator.output_shape[-1] not in (1, 3, 4):
         raise ConfigError(f"{path} outputs {generator.output_shape}; export needs images "
                           "[B, H, W, C] with 1, 3 or 4 channels")

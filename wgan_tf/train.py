@@ -11,6 +11,7 @@ exactly where the last checkpoint stopped.
 """
 import argparse
 import dataclasses
+import json
 import math
 import os
 
@@ -97,6 +98,23 @@ def load_config(run_dir, config):
     with open(path, "w") as f:  # the resumable settings (steps, devices, ...) may have changed
         f.write(config.to_json())
     return config
+
+
+def read_run_config(run_dir):
+    """A run directory's ``config.json`` as a dict (what export, evaluate and explain read)."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{run_dir} is not a training run: no config.json")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_saved(run_dir, name):
+    """``generator`` or ``critic`` of a run, as training last saved it (``NAME.keras``)."""
+    path = os.path.join(run_dir, f"{name}.keras")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{run_dir} has no {name}.keras: train (or finish training) first")
+    return keras.saving.load_model(path, compile=False)
 
 
 def use_xla(config):
