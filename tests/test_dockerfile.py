@@ -161,10 +161,10 @@ def test_model_is_where_the_server_looks_under_the_name_clients_ask_for(stages, 
     assert env["MODEL_NAME"] == MODEL_NAME
     model_dir = f"{env['MODEL_BASE_PATH']}/{env['MODEL_NAME']}"
     # MODEL_DIR defaults to where `wgan-tf export` writes by default.
-    from wgan_tf import export
+    from wgan_tf import arguments
 
     parser = argparse.ArgumentParser()
-    export.add_arguments(parser)
+    arguments.export(parser)
     assert s.args["MODEL_DIR"] == parser.get_default("out") == "saved_models/wgan"
     assert (["saved_models/wgan"], model_dir, None) in s.copies()
 

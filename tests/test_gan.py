@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wgan_tf import config, data, distribute, gan, models
+from wgan_tf import config, data, distribute, gan, models, replicas
 from wgan_tf.gan import WGAN
 
 
@@ -54,7 +54,7 @@ def test_replicas_take_disjoint_rows_of_one_global_latent_batch():
 
     @tf.function
     def rows():
-        return strategy.run(lambda: gan._replica_rows(noise["z"]))
+        return strategy.run(lambda: replicas.replica_rows(noise["z"]))
 
     parts = [t.numpy() for t in strategy.experimental_local_results(rows())]
     assert [p.shape for p in parts] == [(4, 8), (4, 8)]

@@ -87,11 +87,12 @@ def test_cli_trains_toy_points(tmp_path, capsys):
     (["--image-size", "48"], "image size must be a power of two >= 16, got 48"),
     (["--batch-size", "63", "--devices", "2"], "batch size 63 is not divisible by the number of "
                                                "devices 2"),
-    (["--penalty", "spectral"], "unknown penalty 'spectral'"),
+    (["--penalty", "spectral"], "unknown penalty 'spectral' for --model wgan; choose clip or gp"),
     (["--steps", "0"], "steps must be positive"),
     (["--channels", "2"], "channels must be 1 or 3"),
-    (["--objective", "gan", "--penalty", "clip"], "--objective gan takes no Lipschitz penalty"),
-    (["--objective", "lsgan"], "unknown objective 'lsgan'"),
+    (["--model", "gan", "--penalty", "clip"], "--model gan takes no --penalty, got --penalty clip"),
+    (["--learning-rate", "0"], "learning-rate must be positive"),
+    (["--beta-1", "0.5"], "--beta-1 and --beta-2 are Adam's; RMSProp takes neither"),
 ])
 def test_bad_configuration_is_one_line(tmp_path, capsys, args, message):
     out = str(tmp_path / "bad")

@@ -1,5 +1,29 @@
-"""wgan-tf: Wasserstein GANs (Arjovsky, Chintala, Bottou 2017) with keras.Model.fit, exported for
-TensorFlow Serving."""
+"""wgan-tf: Wasserstein GANs (Arjovsky, Chintala, Bottou 2017) and Wasserstein auto-encoders with
+keras.Model.fit, exported for TensorFlow Serving.
+
+``import wgan_tf`` is light: the model classes and the submodules (``wgan_tf.models``, ``.data``,
+``.serving``, ``.metrics``, ...) load, with TensorFlow, on first use.
+"""
+import importlib
+
 __version__ = "0.1.0"
 
-from wgan_tf.gan import WGAN  # noqa: E402,F401
+# Public name -> module that defines it.
+_CLASSES = {"WGAN": "wgan_tf.gan", "GAN": "wgan_tf.gan"}
+_SUBMODULES = ("callbacks", "config", "data", "distribute", "evaluate", "explain", "export",
+               "generative", "lipschitz", "losses", "metrics", "models", "pictures", "replicas",
+               "rng", "rundir", "serving", "train")
+
+__all__ = [*_CLASSES, *_SUBMODULES]
+
+
+def __getattr__(name):
+    if name in _CLASSES:
+        return getattr(importlib.import_module(_CLASSES[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"wgan_tf.{name}")
+    raise AttributeError(f"module 'wgan_tf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,6 +1,7 @@
 """Keras callbacks for a training run: progress, TensorBoard, sample grids, checkpoints, stopping.
 
-All of them count in generator iterations (the paper's x-axis), read from the model's counter.
+All of them count in the model's steps (``model.step_counter``: generator iterations for a GAN, the
+paper's x-axis), read from the model's counter.
 """
 import csv
 import os
@@ -10,10 +11,12 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from wgan_tf import pictures, rng
+from wgan_tf.generative import TrainingInterrupted
+from wgan_tf.rundir import save_keras
 
 
-def _generator_iteration(model):
-    return int(model.generator_iterations.numpy())
+def _step(model):
+    return int(model.step_counter.numpy())
 
 
 class StopAtIteration(keras.callbacks.Callback):
@@ -24,33 +27,44 @@ class StopAtIteration(keras.callbacks.Callback):
         self.steps = steps
 
     def on_train_batch_end(self, batch, logs=None):
-        if _generator_iteration(self.model) >= self.steps:
+        if _step(self.model) >= self.steps:
             self.model.stop_training = True
+
+
+class StopOnRequest(keras.callbacks.Callback):
+    """Ends ``fit`` after the step under way when ``requested()`` says so (a signal arrived), by
+    raising ``TrainingInterrupted``: the epoch's logging is skipped, the caller saves a checkpoint.
+    """
+
+    def __init__(self, requested):
+        super().__init__()
+        self.requested = requested
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.requested():
+            raise TrainingInterrupted("stop requested")
 
 
 class ProgressBar(keras.callbacks.Callback):
     """One tqdm bar over the whole run (which may span several ``fit`` calls), with the metrics."""
 
-    def __init__(self, total, initial=0, disable=False):
+    def __init__(self, total, initial=0, desc="generator iterations", disable=False):
         super().__init__()
-        self.bar = tqdm(total=total, initial=initial, unit="it", desc="generator iterations",
+        self.bar = tqdm(total=total, initial=initial, unit="it", desc=desc,
                         dynamic_ncols=True, disable=disable)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.bar.update(_generator_iteration(self.model) - self.bar.n)
-        shown = ("wasserstein", "js_divergence", "critic_loss", "generator_loss",
-                 "gradient_penalty")
-        self.bar.set_postfix({k: f"{float(logs[k]):.4g}" for k in shown if k in (logs or {})},
-                             refresh=False)
+        self.bar.update(_step(self.model) - self.bar.n)
+        self.bar.set_postfix({k: f"{float(v):.4g}" for k, v in (logs or {}).items()
+                              if not k.endswith("iteration")}, refresh=False)
 
     def close(self):
         self.bar.close()
 
 
 class MetricsCSV(keras.callbacks.Callback):
-    """``metrics.csv``: a row per logging period, counters first, appended across resumes."""
-
-    COUNTERS = ("generator_iteration", "critic_iteration")
+    """``metrics.csv``: a row per logging period, the model's counters first (the step counter
+    leading), appended across resumes."""
 
     def __init__(self, path):
         super().__init__()
@@ -58,7 +72,7 @@ class MetricsCSV(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        row = {k: int(logs.pop(k)) for k in self.COUNTERS}
+        row = {k: int(logs.pop(k)) for k in self.model.counter_logs()}
         row.update({k: float(v) for k, v in sorted(logs.items())})
         new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         with open(self.path, "a", newline="") as f:
@@ -76,7 +90,7 @@ class TensorBoardScalars(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
-        step = _generator_iteration(self.model)
+        step = _step(self.model)
         with self.writer.as_default(step=step):
             for name, value in (logs or {}).items():
                 if not name.endswith("_iteration"):
@@ -97,18 +111,18 @@ class SampleGrid(keras.callbacks.Callback):
         self.last = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if _generator_iteration(self.model) % self.every == 0:
+        if _step(self.model) % self.every == 0:
             self.write()
 
     def on_train_end(self, logs=None):
         self.write()
 
     def write(self):
-        step = _generator_iteration(self.model)
+        step = _step(self.model)
         if step == self.last:
             return
         self.last = step
-        samples = self.model.generator(self.latent, training=False).numpy()
+        samples = self.model.sampler(self.latent, training=False).numpy()
         path = os.path.join(self.out_dir, f"iter_{step:06d}.png")
         if samples.ndim == 2:  # 2-D points: a scatter plot instead of a grid
             picture = pictures.save_scatter(samples, path, title=f"generator iteration {step}")
@@ -121,24 +135,27 @@ class SampleGrid(keras.callbacks.Callback):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Saves a ``tf.train.CheckpointManager`` checkpoint every ``every`` generator iterations and at
-    the end, plus ``generator.keras`` and ``critic.keras`` in the run directory."""
+    """Saves a ``tf.train.CheckpointManager`` checkpoint every ``every`` steps and at the end, plus
+    every network as ``NAME.keras`` in the run directory (``generator.keras`` and ``critic.keras``
+    for a GAN), each written atomically."""
 
     def __init__(self, manager, run_dir, every):
         super().__init__()
         self.manager, self.run_dir, self.every = manager, run_dir, every
 
     def on_epoch_end(self, epoch, logs=None):
-        if _generator_iteration(self.model) % self.every == 0:
+        if _step(self.model) % self.every == 0:
             self.save()
 
     def on_train_end(self, logs=None):
         self.save()
 
     def save(self):
-        step = _generator_iteration(self.model)
+        """A checkpoint at the current step, unless there is one: a stop requested halfway
+        through the critic boost then resumes from that checkpoint and redoes the boost."""
+        step = _step(self.model)
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
             return
         self.manager.save(checkpoint_number=step)
-        self.model.generator.save(os.path.join(self.run_dir, "generator.keras"))
-        self.model.critic.save(os.path.join(self.run_dir, "critic.keras"))
+        for name, network in self.model.networks().items():
+            save_keras(network, os.path.join(self.run_dir, f"{name}.keras"))

@@ -1,47 +1,91 @@
-"""``wgan-tf``: one subcommand per module; each module gives ``add_arguments(parser)`` and
-``run(args)``. Bad input ends in one line on stderr and exit status 2, not a traceback."""
+"""``wgan-tf``: one subcommand per module (``wgan_tf.arguments.COMMANDS``), whose ``run(args)``
+runs it.
+
+The CLI speaks for itself: TensorFlow's C++ start-up lines (device probing, oneDNN notices, the
+"failed call to cuInit" of every machine without a GPU) are silenced before TensorFlow is imported,
+unless ``--verbose`` or a ``TF_CPP_MIN_LOG_LEVEL`` of the user's own asks for them. ``--help``
+answers without importing TensorFlow. Bad input ends in one line on stderr and exit status 2, not
+a traceback; a run stopped by a signal exits with 128 + the signal's number after saying where it
+stopped.
+"""
 import argparse
+import contextlib
 import importlib
 import os
 import sys
+import tempfile
 
-# name -> (module, one-line help). Modules are imported when their command runs, or for --help.
-COMMANDS = {
-    "train": ("wgan_tf.train", "train a WGAN; re-running with the same --out resumes"),
-    "export": ("wgan_tf.export", "export a run's generator as a TF Serving SavedModel version"),
-    "serve": ("wgan_tf.serving.server", "serve exported generators over TF Serving's gRPC API"),
-    "generate": ("wgan_tf.serving.generate", "ask a running server for images, write PNGs"),
-    "evaluate": ("wgan_tf.evaluate", "measure a run's samples against its dataset, write JSON"),
-    "explain": ("wgan_tf.explain", "saliency and Grad-CAM++ maps of a run's critic, write a PNG"),
-}
+from wgan_tf.arguments import COMMANDS
 
 
-def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def quiet_tensorflow(verbose=False):
+    """Import TensorFlow without its C++ start-up lines, unless asked for them.
+
+    ``TF_CPP_MIN_LOG_LEVEL`` silences what TensorFlow logs once it runs, but not what its libraries
+    print while they load (absl's "All log messages before absl::InitializeLog()" and the lines
+    after it, measured with TF 2.21), so the import itself runs with the process's stderr sent to
+    a temporary file, shown only if the import fails.
+    """
+    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    with tempfile.TemporaryFile("w+") as log:
+        try:
+            with _stderr_to(log):
+                import tensorflow  # noqa: F401
+        except BaseException:
+            log.seek(0)
+            sys.stderr.write(log.read())
+            raise
 
 
-def build_parser(only=None):
-    parser = argparse.ArgumentParser(prog="wgan-tf", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if only is None or name == only:
-            importlib.import_module(module).add_arguments(p)
+@contextlib.contextmanager
+def _stderr_to(file):
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (and a pointer to --help) instead of the usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser():
+    parser = _Parser(prog="wgan-tf", description="Wasserstein GANs and auto-encoders: train, "
+                     "export, serve, generate, evaluate, explain.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's own log lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
+    for name, (_, help_text, add_arguments) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text,
+                                     parents=[common]))
     return parser
 
 
 def main(argv=None):
-    from wgan_tf.errors import ConfigError
-
-    _quiet_tensorflow()
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = next((a for a in argv if a in COMMANDS), None)
-    args = build_parser(only=command).parse_args(argv)
+    args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
+    from wgan_tf.errors import ConfigError, Stopped
+
     try:
         return importlib.import_module(COMMANDS[args.command][0]).run(args) or 0
     except ConfigError as e:
         print(f"wgan-tf {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Stopped as e:
+        print(f"wgan-tf {args.command}: {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print(f"wgan-tf {args.command}: interrupted", file=sys.stderr)
         return 130

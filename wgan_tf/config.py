@@ -12,38 +12,58 @@ from wgan_tf.errors import ConfigError
 PAPER_RMSPROP = dict(learning_rate=5e-5, rho=0.99, epsilon=1e-16)
 # Gulrajani et al. (2017), Algorithm 1: Adam(1e-4, beta1 0, beta2 0.9), lambda 10.
 GP_ADAM = dict(learning_rate=1e-4, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
+# The WGAN-GP toy code (gan_toy.py): Adam(1e-4, beta1 0.5, beta2 0.9), lambda 0.1, batch 256.
+TOY_GP_ADAM = dict(learning_rate=1e-4, beta_1=0.5, beta_2=0.9, epsilon=1e-8)
+TOY_GP_WEIGHT = 0.1
+TOY_BATCH_SIZE = 256
 # Radford et al. (2016), DCGAN: the standard-GAN baseline's optimizer.
 DCGAN_ADAM = dict(learning_rate=2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+# An Adam swapped in for RMSProp (--optimizer adam with clipping): the momentum the paper found
+# unstable with weight clipping.
+SWAPPED_ADAM = dict(beta_1=0.5, beta_2=0.999, epsilon=1e-8)
 # The reference code's "critic boost": 100 critic iterations for the first 25 generator
 # iterations and every 500th.
 BOOST_CRITIC_ITERATIONS = 100
 BOOST_FIRST = 25
 BOOST_EVERY = 500
 
+# --model: the family, and the penalties (--penalty) it takes, the first being its default.
+PENALTIES = {"wgan": ("clip", "gp"), "gan": ("none",)}
+
 
 @dataclasses.dataclass
 class TrainConfig:
+    """A run's settings. ``None`` means "the default for this model, penalty and dataset", resolved
+    when the config is made, so ``config.json`` records the values a run actually used."""
+
+    # "wgan" (the paper) or "gan" (its standard-GAN baseline, DCGAN-style).
+    model: str = "wgan"
     dataset: str = "digits"
     arch: str = "dcgan"
-    # "wasserstein" (the paper) or "gan" (its standard-GAN baseline, DCGAN-style).
-    objective: str = "wasserstein"
-    # None: "clip" (Algorithm 1) for the Wasserstein objective, "none" for the GAN baseline.
+    # None: the family's first in PENALTIES ("clip", Algorithm 1, for wgan).
     penalty: Optional[str] = None
     image_size: int = 64
     channels: int = 3
-    latent_dim: int = 100
+    # None: 100, or 2 on the 2-D toy datasets (as the WGAN-GP toy code).
+    latent_dim: Optional[int] = None
     filters: int = 64
-    batch_size: int = 64
-    # None: 5 (Algorithm 1) for the Wasserstein objective, 1 (DCGAN) for the GAN baseline.
+    # None: 64, or 256 on the toys. The global batch, split over all replicas.
+    batch_size: Optional[int] = None
+    # None: 5 (Algorithm 1) for wgan, 1 (DCGAN) for the GAN baseline.
     n_critic: Optional[int] = None
     clip_value: float = 0.01
-    gp_weight: float = 10.0
+    # None: 10, or 0.1 on the toys.
+    gp_weight: Optional[float] = None
     # None: on for weight clipping (as the WGAN reference code), off for the gradient penalty
     # (as the WGAN-GP reference code).
     critic_boost: Optional[bool] = None
-    # None: the paper's for the objective and penalty (see WGAN.compile); "rmsprop" or "adam"
-    # (beta1 0.5, the momentum the paper found unstable with clipping) at that learning rate.
+    # None: the paper's for the model, penalty and dataset (``paper_optimizer``). Naming the other
+    # one ("rmsprop" with gp, "adam" with clip) keeps the paper's learning rate; Adam then gets
+    # beta1 0.5, the momentum the WGAN paper found unstable with clipping.
     optimizer: Optional[str] = None
+    learning_rate: Optional[float] = None
+    beta_1: Optional[float] = None
+    beta_2: Optional[float] = None
     steps: int = 100_000
     seed: int = 0
     devices: int = 1
@@ -56,24 +76,47 @@ class TrainConfig:
     RESUMABLE = ("steps", "devices", "log_every", "sample_every", "checkpoint_every",
                  "jit_compile")
 
+    @property
+    def toy(self):
+        return self.dataset.startswith("toy:")
+
     def __post_init__(self):
-        wasserstein = self.objective == "wasserstein"
+        if self.model not in PENALTIES:
+            raise ConfigError(f"unknown model {self.model!r}; choose one of "
+                              f"{', '.join(PENALTIES)}")
         if self.penalty is None:
-            self.penalty = "clip" if wasserstein else "none"
-        if self.n_critic is None:
-            self.n_critic = 5 if wasserstein else 1
-        if self.critic_boost is None:
-            self.critic_boost = self.penalty == "clip"
+            self.penalty = PENALTIES[self.model][0]
+        defaults = dict(latent_dim=2 if self.toy else 100,
+                        batch_size=TOY_BATCH_SIZE if self.toy else 64,
+                        n_critic=5 if self.model == "wgan" else 1,
+                        gp_weight=TOY_GP_WEIGHT if self.toy else 10.0,
+                        critic_boost=self.penalty == "clip")
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         self.validate()
+        self._resolve_optimizer()
+
+    def _resolve_optimizer(self):
+        paper_name, paper = paper_optimizer(self.model, self.penalty, self.toy)
+        name = self.optimizer or paper_name
+        settings = paper if name == paper_name else dict(
+            SWAPPED_ADAM if name == "adam" else {}, learning_rate=paper["learning_rate"])
+        self.optimizer = name
+        for key in ("learning_rate", "beta_1", "beta_2"):
+            if getattr(self, key) is None:
+                setattr(self, key, settings.get(key))
+        if name == "rmsprop" and (self.beta_1, self.beta_2) != (None, None):
+            raise ConfigError("--beta-1 and --beta-2 are Adam's; RMSProp takes neither")
 
     def validate(self):
-        if self.objective not in ("wasserstein", "gan"):
-            raise ConfigError(f"unknown objective {self.objective!r}; choose wasserstein or gan")
-        if self.objective == "gan" and self.penalty != "none":
-            raise ConfigError(f"--objective gan takes no Lipschitz penalty, got --penalty "
-                              f"{self.penalty}")
-        if self.objective == "wasserstein" and self.penalty not in ("clip", "gp"):
-            raise ConfigError(f"unknown penalty {self.penalty!r}; choose clip or gp")
+        choices = PENALTIES[self.model]
+        if self.penalty not in choices:
+            if len(choices) == 1:
+                raise ConfigError(f"--model {self.model} takes no --penalty, got --penalty "
+                                  f"{self.penalty}")
+            raise ConfigError(f"unknown penalty {self.penalty!r} for --model {self.model}; "
+                              f"choose {' or '.join(choices)}")
         if self.image_size < 16 or self.image_size & (self.image_size - 1):
             raise ConfigError(f"image size must be a power of two >= 16, got {self.image_size}")
         for name in ("batch_size", "n_critic", "steps", "devices", "latent_dim", "filters",
@@ -86,8 +129,16 @@ class TrainConfig:
                               f"devices {self.devices}")
         if self.penalty == "clip" and not self.clip_value > 0:
             raise ConfigError(f"clip value must be positive, got {self.clip_value}")
+        if not self.gp_weight >= 0:
+            raise ConfigError(f"gp-weight must be >= 0, got {self.gp_weight}")
         if self.optimizer not in (None, "rmsprop", "adam"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose rmsprop or adam")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ConfigError(f"learning-rate must be positive, got {self.learning_rate}")
+        for name in ("beta_1", "beta_2"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1), got {value}")
         if self.jit_compile not in ("auto", "on", "off"):
             raise ConfigError(f"jit-compile must be auto, on or off, got {self.jit_compile!r}")
 
@@ -96,8 +147,12 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text):
+        values = json.loads(text)
+        # Runs made before --model: the baseline was --objective gan.
+        if values.pop("objective", None) == "gan":
+            values.setdefault("model", "gan")
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in json.loads(text).items() if k in fields})
+        return cls(**{k: v for k, v in values.items() if k in fields})
 
     def differences(self, other):
         """Names of the settings, other than resumable ones, where ``other`` differs."""
@@ -105,19 +160,44 @@ class TrainConfig:
                 if f.name not in self.RESUMABLE and getattr(self, f.name) != getattr(other, f.name)]
 
 
-def make_optimizer(name, penalty):
-    """A fresh optimizer called ``name`` at the learning rate of ``penalty``'s paper."""
+def paper_optimizer(model, penalty, toy=False):
+    """(name, settings) of the optimizer the model's paper trains both players with."""
+    if model == "gan":
+        return "adam", DCGAN_ADAM
+    if penalty == "gp":
+        return "adam", TOY_GP_ADAM if toy else GP_ADAM
+    return "rmsprop", PAPER_RMSPROP
+
+
+def make_optimizer(config):
+    """A fresh optimizer with ``config``'s resolved settings (one per player)."""
     import keras
 
-    rate = {"clip": PAPER_RMSPROP, "gp": GP_ADAM}.get(penalty, DCGAN_ADAM)["learning_rate"]
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(rate, rho=PAPER_RMSPROP["rho"],
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(config.learning_rate, rho=PAPER_RMSPROP["rho"],
                                         epsilon=PAPER_RMSPROP["epsilon"])
-    return keras.optimizers.Adam(rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+    return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
+                                 epsilon=1e-8)
 
 
 def critic_iterations(generator_iteration, n_critic=5, boost=True):
     """How many critic iterations precede generator iteration ``generator_iteration`` (0-based)."""
-    if boost and (generator_iteration < BOOST_FIRST or generator_iteration % BOOST_EVERY == 0):
+    if boost and _boosted(generator_iteration):
         return max(BOOST_CRITIC_ITERATIONS, n_critic)
     return n_critic
+
+
+def critic_iterations_before(generator_iteration, n_critic=5, boost=True):
+    """Critic iterations a run has made when generator iteration ``generator_iteration`` (0-based)
+    is about to start: the sum of ``critic_iterations`` over the earlier ones."""
+    g = generator_iteration
+    total = g * n_critic
+    if boost and g > 0:
+        first_periodic = -(-BOOST_FIRST // BOOST_EVERY) * BOOST_EVERY  # a multiple >= BOOST_FIRST
+        boosted = min(g, BOOST_FIRST) + len(range(first_periodic, g, BOOST_EVERY))
+        total += boosted * (max(BOOST_CRITIC_ITERATIONS, n_critic) - n_critic)
+    return total
+
+
+def _boosted(generator_iteration):
+    return generator_iteration < BOOST_FIRST or generator_iteration % BOOST_EVERY == 0

@@ -24,24 +24,9 @@ import tensorflow as tf
 
 from wgan_tf import data, metrics
 from wgan_tf.errors import ConfigError
-from wgan_tf.train import load_saved, read_run_config
+from wgan_tf.rundir import load_saved, read_run_config
 
 DEFAULT_NUM = 2000
-
-
-def add_arguments(parser):
-    a = parser.add_argument
-    a("run_dir", metavar="RUN_DIR", help="a training run directory")
-    a("--dataset", default=None, help="dataset spec to compare with (default: the run's)")
-    a("--out", required=True, help="JSON file to write")
-    a("--num", type=int, default=DEFAULT_NUM,
-      help="generated and real samples each (default %(default)s)")
-    a("--seed", type=int, default=0, help="seed of the latents and the real draw")
-    a("--inception-weights", default=None, metavar="PATH",
-      help="InceptionV3 no-top Keras weights (.h5) for FID; never downloaded")
-    a("--cache-dir", default=None,
-      help=f"where the digits classifier is kept (default {metrics.default_cache_dir()})")
-    a("--data-dir", default=None, help="TFDS data directory")
 
 
 def run(args):

@@ -16,17 +16,7 @@ import tensorflow as tf
 from wgan_tf import data, pictures
 from wgan_tf.errors import ConfigError
 from wgan_tf.evaluate import generated_samples, real_samples
-from wgan_tf.train import load_saved, read_run_config
-
-
-def add_arguments(parser):
-    a = parser.add_argument
-    a("run_dir", metavar="RUN_DIR", help="a training run directory")
-    a("--dataset", default=None, help="dataset spec of the real images (default: the run's)")
-    a("--out", required=True, help="PNG file to write")
-    a("--num", type=int, default=8, help="images per row (default %(default)s)")
-    a("--seed", type=int, default=0, help="seed of the latents and the real draw")
-    a("--data-dir", default=None, help="TFDS data directory")
+from wgan_tf.rundir import load_saved, read_run_config
 
 
 def run(args):

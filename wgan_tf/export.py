@@ -24,21 +24,12 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from wgan_tf.errors import ConfigError
-from wgan_tf.train import load_saved, read_run_config
+from wgan_tf.rundir import load_saved, read_run_config
 from wgan_tf.serving.versions import WARMUP_FILE, version_numbers
 
 MODEL_NAME = "wgan"
 # Warm-up replays one request per signature and size: the smallest request and a typical grid.
 WARMUP_BATCH_SIZES = (1, 64)
-
-
-def add_arguments(parser):
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="training run with generator.keras")
-    parser.add_argument("--out", default="saved_models/wgan",
-                        help="model base path; the version goes to OUT/<version>/ "
-                             "(default: %(default)s)")
-    parser.add_argument("--version", type=int, default=None,
-                        help="version number (default: one more than the highest present)")
 
 
 def run(args):

@@ -4,43 +4,25 @@
 fresh real batch and fresh prior samples, then one generator update. ``train_step`` reads like the
 paper's Algorithm 1; ``penalty="gp"`` swaps weight clipping for WGAN-GP's gradient penalty.
 
-Several replicas (``tf.distribute.MirroredStrategy``) compute the same step as one device on the same
-global batch: the prior samples are drawn for the global batch from counter-based seeds and every
-replica keeps its own rows, batch norm is synchronized, losses are divided by the global batch size before the optimizer's
-all-reduce sums the gradients, and reported metrics are all-reduced.
+Several replicas (``tf.distribute`` strategies) compute the same step as one device on the same
+global batch (``wgan_tf.replicas``): the prior samples are drawn for the global batch from
+counter-based seeds and every replica keeps its own rows, batch norm is synchronized, losses are
+divided by the global batch size before the optimizer's all-reduce sums the gradients, and reported
+metrics are all-reduced.
 """
 import keras
 import tensorflow as tf
 
 from wgan_tf import config, lipschitz, losses, rng
+from wgan_tf.generative import GenerativeModel, TrainingInterrupted
+from wgan_tf.replicas import global_mean, replica_rows, sum_over_replicas
 
 # Independent random streams, each indexed by its own iteration counter.
 _CRITIC_LATENT, _PENALTY_MIX, _GENERATOR_LATENT = 0, 1, 2
 _DEFAULTS = config.TrainConfig()
 
 
-def _global_mean(per_sample):
-    """This replica's share of the mean over the global batch; the shares sum to the mean."""
-    ctx = tf.distribute.get_replica_context()
-    global_batch = tf.cast(tf.shape(per_sample)[0] * ctx.num_replicas_in_sync, per_sample.dtype)
-    return tf.reduce_sum(per_sample) / global_batch
-
-
-def _all_replicas(value):
-    """The sum of ``value`` over replicas (for metrics built from ``_global_mean`` shares)."""
-    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
-
-
-def _replica_rows(sample):
-    """This replica's rows of a sample drawn for the global batch (replicas split it in order, as
-    the distributed dataset splits the real batch)."""
-    ctx = tf.distribute.get_replica_context()
-    local_batch = tf.shape(sample)[0] // ctx.num_replicas_in_sync
-    start = ctx.replica_id_in_sync_group * local_batch
-    return sample[start:start + local_batch]
-
-
-class WGAN(keras.Model):
+class WGAN(GenerativeModel):
     """A generator and a critic trained by Algorithm 1 (``penalty="clip"``) or WGAN-GP (``"gp"``).
 
     ``compile()`` with no arguments gives the paper's optimizers: RMSProp(5e-5) for both players with
@@ -50,6 +32,7 @@ class WGAN(keras.Model):
     critic_loss = staticmethod(losses.wasserstein_critic_loss)
     generator_loss = staticmethod(losses.wasserstein_generator_loss)
     ESTIMATE = "wasserstein"
+    STEP_NAME = "generator iteration"
 
     @staticmethod
     def estimate(critic_loss):
@@ -59,7 +42,7 @@ class WGAN(keras.Model):
     def __init__(self, generator, critic, n_critic=_DEFAULTS.n_critic, penalty=_DEFAULTS.penalty,
                  clip_value=_DEFAULTS.clip_value, gp_weight=_DEFAULTS.gp_weight,
                  critic_boost=None, seed=_DEFAULTS.seed, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if penalty not in ("clip", "gp", None):
             raise ValueError(f"penalty must be 'clip', 'gp' or None, got {penalty!r}")
         self.generator = generator
@@ -69,8 +52,6 @@ class WGAN(keras.Model):
         self.clip_value = clip_value
         self.gp_weight = gp_weight
         self.critic_boost = penalty == "clip" if critic_boost is None else bool(critic_boost)
-        self.seed = int(seed)
-        self.latent_dim = generator.input_shape[-1]
         if penalty == "clip":
             lipschitz.clip_weights(critic, clip_value)
         self.generator_iterations = self._counter("generator_iterations")
@@ -80,12 +61,23 @@ class WGAN(keras.Model):
         self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
         self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
 
-    def _counter(self, name):
-        return self.add_weight(name=name, shape=(), dtype="int64", initializer="zeros",
-                               trainable=False, aggregation="only_first_replica")
+    # -- What the run directory, checkpoints and export see ----------------------------------------
 
-    def call(self, latent, training=False):
-        return self.generator(latent, training=training)
+    batches_per_step = property(lambda self: self.n_critic)
+    step_counter = property(lambda self: self.generator_iterations)
+    batch_counter = property(lambda self: self.critic_iterations)
+    sampler = property(lambda self: self.generator)
+
+    def networks(self):
+        return {"generator": self.generator, "critic": self.critic}
+
+    def optimizers(self):
+        return {"critic_optimizer": self.critic_optimizer,
+                "generator_optimizer": self.generator_optimizer}
+
+    def counter_logs(self):
+        return {"generator_iteration": self.generator_iterations,
+                "critic_iteration": self.critic_iterations}
 
     def compile(self, critic_optimizer=None, generator_optimizer=None, **kwargs):
         super().compile(**kwargs)
@@ -112,53 +104,55 @@ class WGAN(keras.Model):
 
     def train_step(self, data):
         """One generator iteration: ``n_critic`` critic updates (lines 2-8), one generator update
-        (lines 9-11). ``data`` is ``(real_batches, critic_noise, generator_noise)``: this replica's
-        rows of ``n_critic`` real batches, and the global prior samples for each update (see
-        ``critic_noise``), of which each replica uses its own rows."""
-        real_batches, critic_noise, generator_noise = data
-        for real, noise in zip(real_batches, critic_noise):
-            self.critic_step(real, noise)
-        self.generator_step(generator_noise)
+        (lines 9-11). ``data`` is ``(real_batches, noise)``: this replica's rows of ``n_critic`` real
+        batches, and the global prior samples for each update (``draw_noise``), of which each
+        replica uses its own rows."""
+        real_batches, noise = data
+        for real, critic_noise in zip(real_batches, noise["critic"]):
+            self.critic_step(real, critic_noise)
+        self.generator_step(noise["generator"])
         return self._logs()
 
     def critic_step(self, real, noise):
         """Lines 3-7: a real batch and prior samples, ascend the critic's estimate, clip."""
-        fake = self.generator(_replica_rows(noise["z"]), training=True)
+        fake = self.generator(replica_rows(noise["z"]), training=True)
         with tf.GradientTape() as tape:
             per_sample = self.critic_loss(self.critic(real, training=True),
                                           self.critic(fake, training=True))
-            loss = estimate_loss = _global_mean(per_sample)
+            loss = estimate_loss = global_mean(per_sample)
             if self.penalty == "gp":
-                mix = _replica_rows(noise["mix"])
-                penalty = _global_mean(lipschitz.gradient_penalty(self.critic, real, fake, mix))
+                mix = replica_rows(noise["mix"])
+                penalty = global_mean(lipschitz.gradient_penalty(self.critic, real, fake, mix))
                 loss = estimate_loss + self.gp_weight * penalty
         grads = tape.gradient(loss, self.critic.trainable_variables)
         # Weight clipping (line 7) is the variables' WeightClip constraint, applied by the optimizer.
         self.critic_optimizer.apply(grads, self.critic.trainable_variables)
         self.critic_iterations.assign_add(1)
 
-        self.estimate_tracker.update_state(self.estimate(_all_replicas(estimate_loss)))
-        self.critic_loss_tracker.update_state(_all_replicas(loss))
+        self.estimate_tracker.update_state(self.estimate(sum_over_replicas(estimate_loss)))
+        self.critic_loss_tracker.update_state(sum_over_replicas(loss))
         if self.penalty == "gp":
-            self.penalty_tracker.update_state(_all_replicas(penalty))
+            self.penalty_tracker.update_state(sum_over_replicas(penalty))
 
     def generator_step(self, noise):
         """Lines 9-10: prior samples, descend -f(G(z))."""
         with tf.GradientTape() as tape:
-            fake = self.generator(_replica_rows(noise["z"]), training=True)
-            loss = _global_mean(self.generator_loss(self.critic(fake, training=True)))
+            fake = self.generator(replica_rows(noise["z"]), training=True)
+            loss = global_mean(self.generator_loss(self.critic(fake, training=True)))
         grads = tape.gradient(loss, self.generator.trainable_variables)
         self.generator_optimizer.apply(grads, self.generator.trainable_variables)
         self.generator_iterations.assign_add(1)
-        self.generator_loss_tracker.update_state(_all_replicas(loss))
-
-    def _logs(self):
-        logs = {m.name: m.result() for m in self.metrics}
-        logs["generator_iteration"] = self.generator_iterations.value
-        logs["critic_iteration"] = self.critic_iterations.value
-        return logs
+        self.generator_loss_tracker.update_state(sum_over_replicas(loss))
 
     # -- Prior samples: the same global draws whatever the replica count, with or without XLA ------
+
+    def draw_noise(self, global_batch):
+        """Prior samples for the next generator iteration: one set per critic iteration (indexed by
+        the critic counter) and one for the generator update."""
+        first = self.critic_iterations.value
+        return {"critic": tuple(self.critic_noise(global_batch, first + i)
+                                for i in range(self.n_critic)),
+                "generator": self.generator_noise(global_batch, self.generator_iterations.value)}
 
     def critic_noise(self, global_batch, iteration):
         """Prior samples for critic iteration ``iteration``: z, and WGAN-GP's mixing factors."""
@@ -172,73 +166,39 @@ class WGAN(keras.Model):
         return {"z": rng.normal([global_batch, self.latent_dim], self.seed, _GENERATOR_LATENT,
                                 iteration)}
 
-    # -- Driving train_step from fit ---------------------------------------------------------------
+    # -- The critic boost, run from Python before some generator iterations ------------------------
 
     def boost_iterations(self):
-        """Extra critic iterations before the next generator iteration (the reference code's boost)."""
+        """Critic-only iterations still due before the next generator iteration: the reference
+        code's boost, counted from the critic counter so that a run stopped halfway through a boost
+        finishes exactly the rest of it when resumed."""
         g = int(self.generator_iterations.numpy())
-        return config.critic_iterations(g, self.n_critic, self.critic_boost) - self.n_critic
+        due = (config.critic_iterations_before(g, self.n_critic, self.critic_boost)
+               + config.critic_iterations(g, self.n_critic, self.critic_boost) - self.n_critic)
+        return max(due - int(self.critic_iterations.numpy()), 0)
 
-    def _jit_per_replica(self):
-        """XLA for the per-replica step where it can run: on one device, or on GPUs only. On CPU
-        devices MirroredStrategy would compile the cross-device function and fail."""
-        if not self.jit_compile:
-            return False
-        strategy = self.distribute_strategy
-        return strategy.num_replicas_in_sync == 1 or all(
-            "GPU" in d.upper() for d in strategy.extended.worker_devices)
+    def before_step(self, iterator):
+        if not self.critic_boost:
+            return
+        if getattr(self, "_boost_function", None) is None:
+            critic_step = tf.function(self.critic_step, jit_compile=self._jit_per_replica())
+            run = self.distributed(critic_step)
+
+            @tf.function
+            def boost_iteration(iterator):
+                real = self.next_batch(iterator)
+                run(real, self.critic_noise(self.global_batch_size(real),
+                                            self.critic_iterations.value))
+            self._boost_function = boost_iteration
+        for _ in range(self.boost_iterations()):
+            if self.interrupt_requested():
+                raise TrainingInterrupted("stopped during the critic boost")
+            self._boost_function(iterator)
 
     def make_train_function(self, force=False):
-        """Keras's train function runs ``train_step`` on one batch. Algorithm 1 needs ``n_critic``
-        batches per step, plus the critic boost's extra critic-only iterations before some steps.
-        Under MirroredStrategy a gradient all-reduce cannot sit inside graph control flow (merge_call
-        in a while loop), so the number of boost iterations is chosen here in Python."""
-        if self.train_function is not None and not force:
-            return self.train_function
-        strategy = self.distribute_strategy
-        jit = self._jit_per_replica()
-        train_step = tf.function(self.train_step, jit_compile=jit)
-        critic_step = tf.function(self.critic_step, jit_compile=jit)
-
-        def next_real(iterator):
-            real, _, _ = keras.utils.unpack_x_y_sample_weight(iterator.get_next())
-            return real
-
-        def global_batch(real):
-            return sum(tf.shape(r)[0] for r in strategy.experimental_local_results(real))
-
-        # Prior samples are drawn here, outside the per-replica step, because XLA's Philox gives
-        # other numbers than the CPU/GPU kernels; every replica receives the global draws.
-        @tf.function
-        def generator_iteration(iterator):
-            reals = tuple(next_real(iterator) for _ in range(self.n_critic))
-            batch = global_batch(reals[0])
-            first = self.critic_iterations.value
-            critic_noise = tuple(self.critic_noise(batch, first + i) for i in range(self.n_critic))
-            generator_noise = self.generator_noise(batch, self.generator_iterations.value)
-            logs = strategy.run(train_step, args=((reals, critic_noise, generator_noise),))
-            # Metrics are all-reduced inside the step: every replica holds the global values.
-            return strategy.experimental_local_results(logs)[0]
-
-        @tf.function
-        def boost_iteration(iterator):
-            real = next_real(iterator)
-            noise = self.critic_noise(global_batch(real), self.critic_iterations.value)
-            strategy.run(critic_step, args=(real, noise))
-
-        def function(iterator):
-            for _ in range(self.boost_iterations()):
-                boost_iteration(iterator)
-            return generator_iteration(iterator)
-
-        self.train_function = function
-        return function
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a strategy, Keras builds an unbuilt model by pulling one batch off the training
-        # iterator, and that batch would be lost to Algorithm 1's data stream (and to an exact
-        # resume). Both players are built when they are constructed, so there is nothing to build.
-        pass
+        if force:
+            self._boost_function = None
+        return super().make_train_function(force)
 
 
 class GAN(WGAN):

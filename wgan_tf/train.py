@@ -1,120 +1,39 @@
-"""``wgan-tf train``: a training run in a run directory, resumable exactly.
+"""``wgan-tf train``: a training run in a run directory (``wgan_tf.rundir``), resumable exactly.
 
-Run directory: ``config.json``, ``metrics.csv`` (one row per logging period of ``--log-every``
-generator iterations: means over the period, and the iteration counters at its end),
-``generator.keras``, ``critic.keras``, ``checkpoints/``, ``samples/``, ``tensorboard/``.
+A checkpoint holds every network, every optimizer's state and the iteration counters. The counters
+are also the random state (random numbers come from stateless seeds indexed by them) and the data
+position (each critic iteration consumes one batch), so re-running the same command continues
+exactly where the last checkpoint stopped, after a crash as after a requested stop.
 
-A checkpoint holds both players' weights, both optimizers' state and the iteration counters. The
-counters are also the random state (latent vectors come from stateless seeds indexed by them) and the
-data position (each critic iteration consumes one batch), so re-running the same command continues
-exactly where the last checkpoint stopped.
+SIGTERM (``docker stop``, a Kubernetes eviction, a preemption) and Ctrl-C finish the iteration under
+way (or the critic iteration, inside the critic boost), write a checkpoint and stop with one line
+saying where; the command exits with 128 + the signal's number.
 """
-import argparse
 import dataclasses
-import json
 import math
 import os
+import signal
+import threading
 
 import keras
 import tensorflow as tf
 
-from wgan_tf import callbacks, data, distribute, models
+from wgan_tf import callbacks, data, distribute, models, rundir
 from wgan_tf.config import TrainConfig, make_optimizer
-from wgan_tf.errors import ConfigError
+from wgan_tf.errors import Stopped
 from wgan_tf.gan import GAN, WGAN
-
-
-def add_arguments(parser):
-    d = TrainConfig()
-    a = parser.add_argument
-    a("--dataset", default=d.dataset, help="digits, toy:8gaussians, toy:25gaussians, "
-      "toy:swissroll, folder:PATH, lsun-lmdb:PATH or a TFDS name like lsun/bedroom")
-    a("--arch", default=d.arch, help="generator: dcgan, dcgan-nobn or mlp (default %(default)s)")
-    a("--objective", default=d.objective,
-      help="wasserstein (default) or gan, the paper's standard-GAN baseline (-log D trick)")
-    a("--penalty", default=None,
-      help="clip (WGAN, the default) or gp (WGAN-GP); none with --objective gan")
-    a("--image-size", type=int, default=d.image_size)
-    a("--channels", type=int, default=d.channels)
-    a("--latent-dim", type=int, default=None,
-      help=f"default {d.latent_dim}, 2 for toy datasets")
-    a("--filters", type=int, default=d.filters, help="DCGAN base filters (default %(default)s)")
-    a("--batch-size", type=int, default=d.batch_size, help="global batch (default %(default)s)")
-    a("--n-critic", type=int, default=None, help="critic iterations per generator iteration "
-      "(default 5; 1 with --objective gan)")
-    a("--clip-value", type=float, default=d.clip_value)
-    a("--gp-weight", type=float, default=d.gp_weight)
-    a("--critic-boost", action=argparse.BooleanOptionalAction,
-      default=None, help="100 critic iterations for the first 25 generator iterations and every "
-      "500th (default: on with --penalty clip, off with gp)")
-    a("--optimizer", default=None, choices=("rmsprop", "adam"),
-      help="both players' optimizer (default: RMSProp with clipping, Adam otherwise)")
-    a("--steps", type=int, default=d.steps, help="generator iterations (default %(default)s)")
-    a("--seed", type=int, default=d.seed)
-    a("--devices", type=int, default=d.devices,
-      help="replicas: GPUs, or logical CPU devices where there is no GPU")
-    a("--log-every", type=int, default=d.log_every, help="metrics.csv row period")
-    a("--sample-every", type=int, default=d.sample_every)
-    a("--checkpoint-every", type=int, default=d.checkpoint_every)
-    a("--jit-compile", default=d.jit_compile, choices=("auto", "on", "off"),
-      help="XLA for the training step (auto: where it was measured faster)")
-    a("--data-dir", default=None, help="TFDS data directory")
-    a("--data-cache", default=None, metavar="DIR",
-      help="folder/LMDB sources: decode every image once into DIR (for small sets)")
-    a("--out", required=True, help="run directory; an existing one is resumed")
-    a("--quiet", action="store_true", help="no progress bar")
+from wgan_tf.generative import TrainingInterrupted
 
 
 def config_from_args(args):
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    if "latent_dim" not in values:
-        values["latent_dim"] = 2 if args.dataset.startswith("toy:") else TrainConfig.latent_dim
-    return TrainConfig(**values)
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
 
 
 def run(args):
     options = {"data_dir": args.data_dir, "cache": args.data_cache}
     train(config_from_args(args), args.out, progress=not args.quiet,
           **{k: v for k, v in options.items() if v})
-
-
-def load_config(run_dir, config):
-    """Checks ``config`` against the run's stored one, and stores it."""
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
-        os.makedirs(run_dir, exist_ok=True)
-        with open(path, "w") as f:
-            f.write(config.to_json())
-        return config
-    with open(path) as f:
-        stored = TrainConfig.from_json(f.read())
-    diffs = stored.differences(config)
-    if diffs:
-        name = diffs[0]
-        raise ConfigError(
-            f"{run_dir} holds a run with --{name.replace('_', '-')} {getattr(stored, name)}, "
-            f"not {getattr(config, name)}; resume with the same settings or use another --out")
-    with open(path, "w") as f:  # the resumable settings (steps, devices, ...) may have changed
-        f.write(config.to_json())
-    return config
-
-
-def read_run_config(run_dir):
-    """A run directory's ``config.json`` as a dict (what export, evaluate and explain read)."""
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise ConfigError(f"{run_dir} is not a training run: no config.json")
-    with open(path) as f:
-        return json.load(f)
-
-
-def load_saved(run_dir, name):
-    """``generator`` or ``critic`` of a run, as training last saved it (``NAME.keras``)."""
-    path = os.path.join(run_dir, f"{name}.keras")
-    if not os.path.isfile(path):
-        raise ConfigError(f"{run_dir} has no {name}.keras: train (or finish training) first")
-    return keras.saving.load_model(path, compile=False)
 
 
 def use_xla(config):
@@ -130,88 +49,146 @@ CPU_XLA_FASTER = False
 
 
 def build_model(config, strategy):
-    """The WGAN for ``config``, made and compiled inside ``strategy``'s scope."""
+    """The model for ``config``, made and compiled inside ``strategy``'s scope."""
     with strategy.scope():
         keras.utils.set_random_seed(config.seed)
         generator, critic = models.build_pair(
             config.arch, config.image_size, config.channels, config.latent_dim, config.filters,
             critic_normalization="layer" if config.penalty == "gp" else "batch",
             point_dim=data.point_dim(config.dataset))
-        if config.objective == "gan":
+        if config.model == "gan":
             model = GAN(generator, critic, n_critic=config.n_critic, seed=config.seed)
         else:
             model = WGAN(generator, critic, n_critic=config.n_critic, penalty=config.penalty,
                          clip_value=config.clip_value, gp_weight=config.gp_weight,
                          critic_boost=config.critic_boost, seed=config.seed)
-        optimizers = {f"{player}_optimizer": make_optimizer(config.optimizer, config.penalty)
-                      for player in ("critic", "generator") if config.optimizer}
-        model.compile(jit_compile=use_xla(config), **optimizers)
+        model.compile(jit_compile=use_xla(config), critic_optimizer=make_optimizer(config),
+                      generator_optimizer=make_optimizer(config))
     return model
 
 
 def checkpoint_manager(model, run_dir):
-    checkpoint = tf.train.Checkpoint(
-        generator=model.generator, critic=model.critic,
-        critic_optimizer=model.critic_optimizer, generator_optimizer=model.generator_optimizer,
-        generator_iterations=model.generator_iterations, critic_iterations=model.critic_iterations)
+    checkpoint = tf.train.Checkpoint(**model.checkpoint_items())
     return tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, "checkpoints"),
                                       max_to_keep=3)
 
 
 def train(config, run_dir, progress=True, extra_callbacks=(), **data_options):
-    """Trains (or resumes) the run in ``run_dir`` up to ``config.steps`` generator iterations and
-    returns the ``WGAN``. ``data_options`` go to ``wgan_tf.data.load`` (``data_dir``, ``cache``);
+    """Trains (or resumes) the run in ``run_dir`` up to ``config.steps`` iterations and returns the
+    model. ``data_options`` go to ``wgan_tf.data.load`` (``data_dir``, ``cache``);
     ``extra_callbacks`` (Keras callbacks) see every logging period first, and what they add to the
-    logs in ``on_epoch_end`` (a quality measure, say) lands in metrics.csv."""
+    logs in ``on_epoch_end`` (a quality measure, say) lands in metrics.csv.
+
+    Raises ``wgan_tf.errors.Stopped`` after saving a checkpoint when SIGTERM or SIGINT arrived
+    (signals are caught only when called from the main thread).
+    """
+    # The strategy first: splitting the CPU into logical devices must precede any TensorFlow op.
+    strategy = distribute.make_strategy(config.devices)
     # One report for every load() of the run, so skipped files are counted once and shown at the end.
     options = dict(data_options, report=data.InputReport())
     data.load(config.dataset, config.image_size, config.batch_size, config.channels,
               config.seed, **options)  # a bad dataset fails before anything is written
-    config = load_config(run_dir, config)
-    strategy = distribute.make_strategy(config.devices)
-    model = build_model(config, strategy)
-    manager = checkpoint_manager(model, run_dir)
-    manager.restore_or_initialize()
-    start = int(model.generator_iterations.numpy())
-    if start >= config.steps:
-        print(f"{run_dir}: already at generator iteration {start} of {config.steps}")
-        return model
+    with rundir.Lock(run_dir):
+        config = rundir.store_config(run_dir, config)
+        model = build_model(config, strategy)
+        manager = checkpoint_manager(model, run_dir)
+        manager.restore_or_initialize()
+        start = int(model.step_counter.numpy())
+        if start >= config.steps:
+            print(f"{run_dir}: already at {model.STEP_NAME} {start} of {config.steps}")
+            return model
+        step_column = next(iter(model.counter_logs()))
+        rundir.rewind(run_dir, start, step_column)
+        with StopSignals() as stop:
+            _train(model, config, run_dir, manager, stop, progress, extra_callbacks, options)
+    return model
 
-    progress_bar = callbacks.ProgressBar(config.steps, start, disable=not progress)
+
+def _train(model, config, run_dir, manager, stop, progress, extra_callbacks, options):
+    start = int(model.step_counter.numpy())
+    progress_bar = callbacks.ProgressBar(config.steps, start, f"{model.STEP_NAME}s",
+                                         disable=not progress)
     tensorboard = os.path.join(run_dir, "tensorboard")
+    checkpoint = callbacks.RunCheckpoint(manager, run_dir, config.checkpoint_every)
+    model.interrupt_requested = stop.requested
     run_callbacks = [
         callbacks.StopAtIteration(config.steps),
+        callbacks.StopOnRequest(stop.requested),
         *extra_callbacks,  # before MetricsCSV, so values they add to the logs are written too
         progress_bar,
-        callbacks.MetricsCSV(os.path.join(run_dir, "metrics.csv")),
+        callbacks.MetricsCSV(os.path.join(run_dir, rundir.METRICS)),
         callbacks.TensorBoardScalars(tensorboard),
         callbacks.SampleGrid(os.path.join(run_dir, "samples"), tensorboard, config.sample_every,
                              config.latent_dim, num=64 if data.point_dim(config.dataset) is None
                              else 1024, seed=config.seed),
-        callbacks.RunCheckpoint(manager, run_dir, config.checkpoint_every),
+        checkpoint,
     ]
     try:
-        while int(model.generator_iterations.numpy()) < config.steps:
+        while int(model.step_counter.numpy()) < config.steps:
             _fit_periods(model, config, run_callbacks, options)
+    except TrainingInterrupted:
+        checkpoint.save()
+        done = int(model.step_counter.numpy())
+        progress_bar.close()
+        raise Stopped(f"stopped by {stop.name} at {model.STEP_NAME} {done} of {config.steps}, "
+                      f"checkpoint saved; run the same command again to resume",
+                      stop.signum) from None
     finally:
         progress_bar.close()
         if options["report"].summary():
             print(f"input: {options['report'].summary()}")
-    return model
 
 
 def _fit_periods(model, config, run_callbacks, options):
     """One ``fit`` call over whole logging periods (or, after resuming mid-period, the rest of that
     period), reading the data from the batch the run has reached."""
-    done = int(model.generator_iterations.numpy())
+    done = int(model.step_counter.numpy())
     period = config.log_every
     head = period - done % period
     epoch = done // period
     dataset = data.load(config.dataset, config.image_size, config.batch_size, config.channels,
-                        config.seed, skip_batches=int(model.critic_iterations.numpy()), **options)
+                        config.seed, skip_batches=int(model.batch_counter.numpy()), **options)
     if head < period:
         steps_per_epoch, epochs = head, epoch + 1
     else:
         steps_per_epoch, epochs = period, math.ceil(config.steps / period)
     model.fit(dataset, epochs=epochs, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
               callbacks=run_callbacks, verbose=0, shuffle=False)
+
+
+class StopSignals:
+    """While active (a context manager), SIGTERM and SIGINT ask training to stop at the next
+    iteration boundary instead of killing it; a second signal of either kind acts at once, as it
+    would have without this. Only the main thread can catch signals: elsewhere this does nothing.
+    """
+
+    NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C (SIGINT)"}
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    @property
+    def name(self):
+        return self.NAMES.get(self.signum, f"signal {self.signum}")
+
+    def requested(self):
+        return self.signum is not None
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        self._restore()  # a second signal is not caught
+
+    def _restore(self):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.NAMES:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        self._restore()

@@ -11,24 +11,6 @@ from wgan_tf.errors import ConfigError
 from wgan_tf.serving.client import Client
 
 
-def add_arguments(parser):
-    parser.add_argument("--server", default="localhost:8500",
-                        help="HOST:PORT (default: %(default)s)")
-    parser.add_argument("--num", type=int, default=64,
-                        help="number of images (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the first image; image i has seed SEED+i "
-                             "(default: %(default)s)")
-    parser.add_argument("--out", required=True,
-                        help="FILE.png for a grid, or DIR/ (trailing slash) for one PNG per image")
-    parser.add_argument("--model-name", default="wgan", help="model to ask (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds per request (default: %(default)s)")
-    parser.add_argument("--wait", type=float, default=0.0,
-                        help="wait up to this many seconds for a server that is still starting "
-                             "(default: %(default)s)")
-
-
 def run(args):
     out = Path(args.out)
     per_image = args.out.endswith(("/", "\\")) or out.is_dir()

@@ -26,24 +26,6 @@ PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
-def add_arguments(parser):
-    parser.add_argument("--model-base-path", default="saved_models/wgan",
-                        help="directory of version subdirectories (default: %(default)s)")
-    parser.add_argument("--model-name", default="wgan",
-                        help="name clients ask for (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8500, help="gRPC port (default: %(default)s)")
-    parser.add_argument("--rest-port", type=int, default=None,
-                        help="also answer TF Serving's REST API on this port (default: off)")
-    parser.add_argument("--max-batch", type=int, default=1024,
-                        help="most samples one request may ask for (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=16,
-                        help="requests served at once (default: %(default)s)")
-    parser.add_argument("--poll-seconds", type=float, default=1.0,
-                        help="how often to look for a new version (default: %(default)s)")
-    parser.add_argument("--grace", type=float, default=5.0,
-                        help="seconds in-flight requests get at shutdown (default: %(default)s)")
-
-
 def run(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = ModelServer(args.model_base_path, port=args.port, model_name=args.model_name,

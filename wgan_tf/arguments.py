@@ -1,0 +1,141 @@
+"""The arguments of every ``wgan-tf`` command, importable without TensorFlow, so that ``--help``
+answers at once and the CLI can quiet TensorFlow before anything imports it.
+
+``COMMANDS`` maps each command to (the module whose ``run(args)`` runs it, one line of help, the
+function that adds its arguments). Defaults come from ``wgan_tf.config`` where they are training
+settings; ``None`` defaults are resolved there, per model, penalty and dataset.
+"""
+import argparse
+
+from wgan_tf.config import PENALTIES, TrainConfig
+
+def train(parser):
+    d = TrainConfig.__dataclass_fields__
+    a = parser.add_argument
+    a("--model", default=d["model"].default, choices=tuple(PENALTIES),
+      help="wgan (the paper, default) or gan (its standard-GAN baseline, -log D trick)")
+    a("--dataset", default=d["dataset"].default,
+      help="digits, toy:8gaussians, toy:25gaussians, toy:swissroll, folder:PATH, "
+           "lsun-lmdb:PATH or a TFDS name like lsun/bedroom (default %(default)s)")
+    a("--arch", default=d["arch"].default,
+      help="generator: dcgan, dcgan-nobn or mlp (default %(default)s)")
+    a("--penalty", default=None,
+      help="wgan: clip (Algorithm 1, default) or gp (WGAN-GP); gan: none")
+    a("--image-size", type=int, default=d["image_size"].default)
+    a("--channels", type=int, default=d["channels"].default)
+    a("--latent-dim", type=int, default=None, help="default 100; 2 on toy datasets")
+    a("--filters", type=int, default=d["filters"].default,
+      help="DCGAN base filters (default %(default)s)")
+    a("--batch-size", type=int, default=None,
+      help="global batch, split over all devices (default 64; 256 on toy datasets)")
+    a("--n-critic", type=int, default=None,
+      help="critic iterations per generator iteration (default 5; 1 with --model gan)")
+    a("--clip-value", type=float, default=d["clip_value"].default)
+    a("--gp-weight", type=float, default=None,
+      help="gradient-penalty weight lambda (default 10; 0.1 on toy datasets, as the WGAN-GP toy "
+           "code)")
+    a("--critic-boost", action=argparse.BooleanOptionalAction, default=None,
+      help="100 critic iterations for the first 25 generator iterations and every 500th "
+           "(default: on with --penalty clip, off with gp)")
+    a("--optimizer", default=None, choices=("rmsprop", "adam"),
+      help="both players' optimizer (default: the paper's: RMSProp with clipping, Adam otherwise)")
+    a("--learning-rate", type=float, default=None, help="default: the paper's")
+    a("--beta-1", type=float, default=None, help="Adam's beta1 (default: the paper's)")
+    a("--beta-2", type=float, default=None, help="Adam's beta2 (default: the paper's)")
+    a("--steps", type=int, default=d["steps"].default,
+      help="generator iterations to reach (default %(default)s)")
+    a("--seed", type=int, default=d["seed"].default)
+    a("--devices", type=int, default=d["devices"].default,
+      help="replicas: GPUs, or logical CPU devices where there is no GPU")
+    a("--log-every", type=int, default=d["log_every"].default, help="metrics.csv row period")
+    a("--sample-every", type=int, default=d["sample_every"].default)
+    a("--checkpoint-every", type=int, default=d["checkpoint_every"].default)
+    a("--jit-compile", default=d["jit_compile"].default, choices=("auto", "on", "off"),
+      help="XLA for the training step (auto: where it was measured faster)")
+    a("--data-dir", default=None, help="TFDS data directory")
+    a("--data-cache", default=None, metavar="DIR",
+      help="folder/LMDB sources: decode every image once into DIR (for small sets)")
+    a("--out", required=True, help="run directory; an existing one is resumed")
+    a("--quiet", action="store_true", help="no progress bar")
+
+
+def export(parser):
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="training run with generator.keras")
+    parser.add_argument("--out", default="saved_models/wgan",
+                        help="model base path; the version goes to OUT/<version>/ "
+                             "(default: %(default)s)")
+    parser.add_argument("--version", type=int, default=None,
+                        help="version number (default: one more than the highest present)")
+
+
+def serve(parser):
+    a = parser.add_argument
+    a("--model-base-path", default="saved_models/wgan",
+      help="directory of version subdirectories (default: %(default)s)")
+    a("--model-name", default="wgan", help="name clients ask for (default: %(default)s)")
+    a("--port", type=int, default=8500, help="gRPC port (default: %(default)s)")
+    a("--rest-port", type=int, default=None,
+      help="also answer TF Serving's REST API on this port (default: off)")
+    a("--max-batch", type=int, default=1024,
+      help="most samples one request may ask for (default: %(default)s)")
+    a("--threads", type=int, default=16, help="requests served at once (default: %(default)s)")
+    a("--poll-seconds", type=float, default=1.0,
+      help="how often to look for a new version (default: %(default)s)")
+    a("--grace", type=float, default=5.0,
+      help="seconds in-flight requests get at shutdown (default: %(default)s)")
+
+
+def generate(parser):
+    a = parser.add_argument
+    a("--server", default="localhost:8500", help="HOST:PORT (default: %(default)s)")
+    a("--num", type=int, default=64, help="number of images (default: %(default)s)")
+    a("--seed", type=int, default=0,
+      help="seed of the first image; image i has seed SEED+i (default: %(default)s)")
+    a("--out", required=True,
+      help="FILE.png for a grid, or DIR/ (trailing slash) for one PNG per image")
+    a("--model-name", default="wgan", help="model to ask (default: %(default)s)")
+    a("--timeout", type=float, default=60.0, help="seconds per request (default: %(default)s)")
+    a("--wait", type=float, default=0.0,
+      help="wait up to this many seconds for a server that is still starting "
+           "(default: %(default)s)")
+
+
+def evaluate(parser):
+    a = parser.add_argument
+    a("run_dir", metavar="RUN_DIR", help="a training run directory")
+    a("--dataset", default=None, help="dataset spec to compare with (default: the run's)")
+    a("--out", required=True, help="JSON file to write")
+    a("--num", type=int, default=2000,
+      help="generated and real samples each (default %(default)s)")
+    a("--seed", type=int, default=0, help="seed of the latents and the real draw")
+    a("--inception-weights", default=None, metavar="PATH",
+      help="InceptionV3 no-top Keras weights (.h5) for FID; never downloaded")
+    a("--cache-dir", default=None,
+      help="where the digits classifier is kept (default $XDG_CACHE_HOME/wgan-tf or "
+           "~/.cache/wgan-tf)")
+    a("--data-dir", default=None, help="TFDS data directory")
+
+
+def explain(parser):
+    a = parser.add_argument
+    a("run_dir", metavar="RUN_DIR", help="a training run directory")
+    a("--dataset", default=None, help="dataset spec of the real images (default: the run's)")
+    a("--out", required=True, help="PNG file to write")
+    a("--num", type=int, default=8, help="images per row (default %(default)s)")
+    a("--seed", type=int, default=0, help="seed of the latents and the real draw")
+    a("--data-dir", default=None, help="TFDS data directory")
+
+
+COMMANDS = {
+    "train": ("wgan_tf.train", "train a model; re-running with the same --out resumes", train),
+    "export": ("wgan_tf.export", "export a run's generator as a TF Serving SavedModel version",
+               export),
+    "serve": ("wgan_tf.serving.server", "serve exported models over TF Serving's gRPC API",
+              serve),
+    "generate": ("wgan_tf.serving.generate", "ask a running server for images, write PNGs",
+                 generate),
+    "evaluate": ("wgan_tf.evaluate", "measure a run's samples against its dataset, write JSON",
+                 evaluate),
+    "explain": ("wgan_tf.explain", "saliency and Grad-CAM++ maps of a run's critic, write a PNG",
+                explain),
+}

@@ -1,0 +1,157 @@
+"""``GenerativeModel``: what the package's model families (WGAN, the GAN baseline, WAE, VAE) share
+under ``fit``.
+
+A family is a ``keras.Model`` whose ``fit`` step is one iteration of its paper's algorithm, which
+may read several real batches (Algorithm 1's ``n_critic``). This base class holds what makes such a
+step exact, resumable and distributable, so that no family has to repeat it:
+
+- Iteration counters, checkpointed with the weights. They are the run's random state (every random
+  number is a pure function of the seed and a counter, ``wgan_tf.rng``) and its data position
+  (batches consumed), so a run restored from a checkpoint continues exactly.
+- A train function that pulls the step's batches, draws the step's random numbers for the *global*
+  batch outside any XLA-compiled code (XLA's Philox gives other floats), and runs ``train_step`` on
+  every replica, each keeping its own rows (``wgan_tf.replicas``).
+- No symbolic build: under a strategy Keras would build by pulling a batch off the training
+  iterator, which would be lost to the data stream and to an exact resume.
+- A polite stop: ``interrupt_requested`` (set by the training driver, e.g. on SIGTERM) is checked
+  between the sub-steps a family runs from Python, which raise ``TrainingInterrupted``.
+
+A family defines ``train_step(data)`` with ``data = (batches, noise)``, ``draw_noise(global_batch)``,
+``batches_per_step``, ``step_counter`` (what ``--steps`` counts), ``batch_counter`` (batches
+consumed), ``counter_logs()``, ``sampler`` (latent -> sample: what is exported and plotted),
+``networks()`` (saved as ``NAME.keras``) and ``optimizers()``.
+"""
+import keras
+import tensorflow as tf
+
+
+class TrainingInterrupted(Exception):
+    """Raised from inside ``fit`` when a stop was requested between sub-steps of an iteration."""
+
+
+class GenerativeModel(keras.Model):
+    batches_per_step = 1
+    # What one step is called in progress bars and messages, e.g. "generator iteration".
+    STEP_NAME = "iteration"
+
+    def __init__(self, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = int(seed)
+        self.interrupt_requested = lambda: False
+
+    def _counter(self, name):
+        return self.add_weight(name=name, shape=(), dtype="int64", initializer="zeros",
+                               trainable=False, aggregation="only_first_replica")
+
+    # -- What a family defines ---------------------------------------------------------------------
+
+    @property
+    def step_counter(self):
+        raise NotImplementedError
+
+    @property
+    def batch_counter(self):
+        return self.step_counter
+
+    @property
+    def sampler(self):
+        raise NotImplementedError
+
+    @property
+    def latent_dim(self):
+        return self.sampler.input_shape[-1]
+
+    def networks(self):
+        """``{name: keras.Model}``: what a run directory keeps as ``NAME.keras``."""
+        raise NotImplementedError
+
+    def optimizers(self):
+        """``{attribute name: optimizer}``."""
+        raise NotImplementedError
+
+    def counter_logs(self):
+        """``{log name: counter}``: the counters every log row carries (names end in
+        ``iteration``)."""
+        raise NotImplementedError
+
+    def draw_noise(self, global_batch):
+        """The step's random numbers for the global batch (a nested structure of tensors)."""
+        raise NotImplementedError
+
+    def before_step(self, iterator):
+        """Python-level work before each step (e.g. WGAN's critic boost); none by default."""
+
+    # -- Shared ------------------------------------------------------------------------------------
+
+    def checkpoint_items(self):
+        """Everything a checkpoint holds: networks, optimizers and counters."""
+        counters = {f"{name}s": var for name, var in self.counter_logs().items()}
+        return {**self.networks(), **self.optimizers(), **counters}
+
+    def call(self, latent, training=False):
+        return self.sampler(latent, training=training)
+
+    def _logs(self):
+        logs = {m.name: m.result() for m in self.metrics}
+        logs.update({name: var.value for name, var in self.counter_logs().items()})
+        return logs
+
+    def _jit_per_replica(self):
+        """XLA for the per-replica step where it can run: on one device, or on GPUs only. On CPU
+        devices MirroredStrategy would compile the cross-device function and fail."""
+        if not self.jit_compile:
+            return False
+        strategy = self.distribute_strategy
+        return strategy.num_replicas_in_sync == 1 or all(
+            "GPU" in d.upper() for d in strategy.extended.worker_devices)
+
+    def next_batch(self, iterator):
+        """The next real batch (this worker's replicas' rows of the global batch)."""
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(iterator.get_next())
+        return batch
+
+    def global_batch_size(self, batch):
+        """The global batch size, from one replica's rows of a distributed batch: replicas hold
+        equal shares, and under a multi-worker strategy this worker sees only its own replicas."""
+        strategy = self.distribute_strategy
+        local = strategy.experimental_local_results(batch)[0]
+        return tf.shape(local)[0] * strategy.num_replicas_in_sync
+
+    def distributed(self, fn):
+        """``fn(*args)`` on every replica, returning replica 0's result (metrics are all-reduced
+        inside the step, so every replica holds the global values)."""
+        strategy = self.distribute_strategy
+
+        def run(*args):
+            result = strategy.run(fn, args=args)
+            return strategy.experimental_local_results(result)[0]
+        return run
+
+    def make_train_function(self, force=False):
+        """Keras's train function runs ``train_step`` on one batch; a family's step may read
+        ``batches_per_step`` batches, needs random numbers drawn outside XLA, and may have Python-
+        level work before it (``before_step``), because under MirroredStrategy a gradient all-reduce
+        cannot sit inside graph control flow (merge_call in a while loop)."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        replica_step = tf.function(self.train_step, jit_compile=self._jit_per_replica())
+        run = self.distributed(replica_step)
+
+        @tf.function
+        def step(iterator):
+            batches = tuple(self.next_batch(iterator) for _ in range(self.batches_per_step))
+            noise = self.draw_noise(self.global_batch_size(batches[0]))
+            return run((batches, noise))
+
+        def function(iterator):
+            self.before_step(iterator)
+            return step(iterator)
+
+        self.train_function = function
+        return function
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy, Keras builds an unbuilt model by pulling one batch off the training
+        # iterator, and that batch would be lost to the data stream (and to an exact resume). The
+        # networks are built when they are constructed, so there is nothing to build.
+        pass

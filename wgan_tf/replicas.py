@@ -1,0 +1,44 @@
+"""What lets several replicas compute the step of one device on the same global batch.
+
+Inside ``strategy.run`` each replica holds its own rows of the global batch. Averaging a loss over
+those rows alone would weight every replica's gradient as a whole batch's; dividing the sum by the
+*global* batch size instead makes the gradients that the optimizer's all-reduce sums the gradient
+of the global mean. Prior samples are drawn for the global batch (outside the replica step) and each
+replica keeps its own rows, so no two replicas share a latent vector and the numbers do not depend
+on the replica count. These work on one device too (one replica in sync), and across the workers of
+a MultiWorkerMirroredStrategy, where replica ids are global.
+"""
+import tensorflow as tf
+
+
+def _context():
+    return tf.distribute.get_replica_context()
+
+
+def global_mean(per_sample):
+    """This replica's share of the mean over the global batch; the shares sum to the mean."""
+    global_batch = tf.shape(per_sample)[0] * _context().num_replicas_in_sync
+    return tf.reduce_sum(per_sample) / tf.cast(global_batch, per_sample.dtype)
+
+
+def sum_over_replicas(value):
+    """The sum of ``value`` over replicas (for metrics built from ``global_mean`` shares)."""
+    return _context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def replica_rows(sample):
+    """This replica's rows of a sample drawn for the global batch (replicas split it in order, as
+    the distributed dataset splits the real batch)."""
+    ctx = _context()
+    local_batch = tf.shape(sample)[0] // ctx.num_replicas_in_sync
+    start = ctx.replica_id_in_sync_group * local_batch
+    return sample[start:start + local_batch]
+
+
+def gather_rows(local):
+    """The global batch from every replica's rows, in replica order (the inverse of
+    ``replica_rows``); differentiable: each replica gets the gradient of its own rows back."""
+    ctx = _context()
+    if ctx.num_replicas_in_sync == 1:
+        return local
+    return ctx.all_gather(local, axis=0)
