@@ -42,10 +42,12 @@ TOY = dict(arch="mlp", latent_dim=2, batch_size=256, gp_weight=0.1, steps=1000, 
            sample_every=500, checkpoint_every=1000, jit_compile="off")
 DIGITS = dict(dataset="digits", image_size=16, channels=1, filters=32, steps=1000, log_every=50,
               sample_every=500, checkpoint_every=1000, jit_compile="off")
-VARIANTS = {  # label -> objective settings
+VARIANTS = {  # label -> model settings
     "WGAN (clipping)": dict(),
-    "WGAN-GP": dict(penalty="gp"),
-    "GAN (-log D)": dict(objective="gan"),
+    # The WGAN-GP paper's Adam(1e-4, 0, 0.9) on every dataset, as these results were measured
+    # (the package's toy default is now the toy code's beta1 0.5).
+    "WGAN-GP": dict(penalty="gp", beta_1=0.0),
+    "GAN (-log D)": dict(model="gan"),
 }
 
 
@@ -90,7 +92,7 @@ def run(name, label, **settings):
     columns = np.genfromtxt(os.path.join(run_dir, "metrics.csv"), delimiter=",", names=True)
     result = {k: columns[k].tolist() for k in columns.dtype.names}
     result.update(run_dir=run_dir, quality=quality,
-                  estimate="wasserstein" if config.objective == "wasserstein" else "js_divergence")
+                  estimate="js_divergence" if config.model == "gan" else "wasserstein")
     return result
 
 
