@@ -1,4 +1,11 @@
-"""Small configurations that train in seconds on a CPU."""
+"""Small configurations that train in seconds on a CPU, and running the ``wgan-tf`` command as a
+user does, in a fresh process."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 from wgan_tf.config import TrainConfig
 
 
@@ -8,3 +15,47 @@ def tiny_config(**overrides):
                   sample_every=2, checkpoint_every=2, jit_compile="off", seed=1)
     values.update(overrides)
     return TrainConfig(**values)
+
+
+# The installed command, as a user runs it, and the flags of a run that trains in seconds.
+WGAN_TF = str(Path(sys.executable).with_name("wgan-tf"))
+TINY_FLAGS = ["--dataset", "digits", "--image-size", "16", "--channels", "1", "--latent-dim", "8",
+              "--filters", "8", "--batch-size", "8", "--n-critic", "2", "--jit-compile", "off",
+              "--seed", "1", "--quiet"]
+
+
+def user_env(**extra):
+    """The environment a user's shell would give the command: without the test process's own
+    TensorFlow settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    env.update(extra)
+    return env
+
+
+def wgan_tf(*args, timeout=300, check=True, **kwargs):
+    """Runs ``wgan-tf ARGS`` in a fresh process; returns the CompletedProcess (text)."""
+    result = subprocess.run([WGAN_TF, *map(str, args)], capture_output=True, text=True,
+                            timeout=timeout, env=kwargs.pop("env", None) or user_env(), **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"wgan-tf {' '.join(map(str, args))} exited {result.returncode}:\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+def start_wgan_tf(*args, **kwargs):
+    """``wgan-tf ARGS`` as a background process (stdout and stderr piped, text)."""
+    return subprocess.Popen([WGAN_TF, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=kwargs.pop("env", None) or user_env(), **kwargs)
+
+
+def wait_for(predicate, timeout=120, what="a condition", process=None):
+    """Polls ``predicate()`` until true; fails after ``timeout`` s, or when ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if process is not None and process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"process exited {process.returncode} before {what}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)

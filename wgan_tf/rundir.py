@@ -7,9 +7,10 @@ run holds it.
 - One live run per directory: ``lock`` takes an exclusive ``flock`` that the kernel releases when
   the process ends however it ends (``kill -9`` included), so a stale lock cannot exist.
 - A crash leaves metrics logged after the last checkpoint; the resumed run logs those iterations
-  again. ``rewind`` drops them from ``metrics.csv`` and tells TensorBoard to purge them (a
-  ``SessionLog.START`` event at the first iteration to redo, TensorBoard's ``purge_step``), so both
-  read as one run.
+  again. ``rewind`` drops them from ``metrics.csv`` and tells TensorBoard to purge them, so both
+  read as one run: every session of a run starts with a ``SessionLog.START`` event at its first
+  iteration (TensorBoard's ``purge_step``); TensorBoard takes every START after the first for a
+  restart and drops the events written before it at that step or later.
 - ``save_keras`` writes a model under a temporary name and renames it into place: a kill during a
   save leaves the previous file, never a broken one, for ``export``.
 """
@@ -113,8 +114,9 @@ def save_keras(model, path):
 
 
 def rewind(run_dir, step, step_column, tensorboard_dirs=("tensorboard",)):
-    """Forget what a crashed run logged after ``step`` (the restored checkpoint's): rows of
-    ``metrics.csv`` whose ``step_column`` is larger, and TensorBoard events from ``step + 1`` on."""
+    """Start a session of the run at ``step`` (the restored checkpoint's, 0 for a new run): forget
+    rows of ``metrics.csv`` whose ``step_column`` is larger, and TensorBoard events from
+    ``step + 1`` on."""
     path = os.path.join(run_dir, METRICS)
     if os.path.exists(path):
         with open(path, newline="") as f:
@@ -127,14 +129,14 @@ def rewind(run_dir, step, step_column, tensorboard_dirs=("tensorboard",)):
                 csv.writer(text).writerows(kept)
                 write_atomically(path, text.getvalue())
     for name in tensorboard_dirs:
-        log_dir = os.path.join(run_dir, name)
-        if os.path.isdir(log_dir) and any(f.startswith("events.") for f in os.listdir(log_dir)):
-            purge_tensorboard(log_dir, step + 1)
+        session_start(os.path.join(run_dir, name), step + 1)
 
 
-def purge_tensorboard(log_dir, step):
-    """TensorBoard's ``purge_step``: a ``SessionLog.START`` event at ``step`` makes TensorBoard drop
-    every earlier-written event at ``step`` or later, as after a restart from a checkpoint."""
+def session_start(log_dir, step):
+    """A ``SessionLog.START`` event at ``step``, in its own event file. From the second on,
+    TensorBoard drops every earlier-written event at ``step`` or later (a restart). Event files
+    load in name order, and a file's name starts with its creation time, so this one loads after
+    every older file and before the files of the writers this session opens next."""
     from tensorboard.compat.proto import event_pb2
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 

@@ -99,6 +99,8 @@ def train(config, run_dir, progress=True, extra_callbacks=(), **data_options):
             return model
         step_column = next(iter(model.counter_logs()))
         rundir.rewind(run_dir, start, step_column)
+        how = f"resuming at {model.STEP_NAME} {start}" if start else "starting"
+        print(f"{run_dir}: {how} of {config.steps} on {_describe(strategy)}", flush=True)
         with StopSignals() as stop:
             _train(model, config, run_dir, manager, stop, progress, extra_callbacks, options)
     return model
@@ -139,6 +141,12 @@ def _train(model, config, run_dir, manager, stop, progress, extra_callbacks, opt
             print(f"input: {options['report'].summary()}")
 
 
+def _describe(strategy):
+    count = strategy.num_replicas_in_sync
+    kind = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    return f"{count} {kind} device{'s' if count > 1 else ''}"
+
+
 def _fit_periods(model, config, run_callbacks, options):
     """One ``fit`` call over whole logging periods (or, after resuming mid-period, the rest of that
     period), reading the data from the batch the run has reached."""
@@ -162,7 +170,7 @@ class StopSignals:
     would have without this. Only the main thread can catch signals: elsewhere this does nothing.
     """
 
-    NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C (SIGINT)"}
+    NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C"}
 
     def __init__(self):
         self.signum = None
