@@ -30,6 +30,7 @@ from wgan_tf.errors import ConfigError
 from wgan_tf.export import export_generator
 from wgan_tf.models import dcgan_generator
 from wgan_tf.serving import Client, ServerError
+from wgan_tf.serving.servable import RequestError
 from wgan_tf.serving.server import ModelServer
 
 LATENT = 8
@@ -44,6 +45,13 @@ def make_run(path):
         {"latent_dim": LATENT, "image_size": 16, "channels": 3, "arch": "dcgan",
          "dataset": "digits"}))
     return path
+
+
+def free_port():
+    """A port that was free a moment ago, from the OS."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -129,20 +137,40 @@ def test_client_error_is_one_line(client):
     assert "\n" not in str(raised.value) and "DT_INT64" in str(raised.value)
 
 
-def test_metadata_and_health(server):
-    with grpc.insecure_channel(f"localhost:{server.port}") as channel:
+def grpc_metadata(port):
+    """The ModelSpec and the SignatureDefMap that GetModelMetadata answers."""
+    with grpc.insecure_channel(f"localhost:{port}") as channel:
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         request.model_spec.name = "wgan"
         response = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(
             request, timeout=30)
-        signatures = get_model_metadata_pb2.SignatureDefMap()
-        response.metadata["signature_def"].Unpack(signatures)
-        assert set(signatures.signature_def) == {"serving_default", "from_seeds"}
-        assert response.model_spec.version.value == 1
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+    return response.model_spec, signatures
+
+
+def test_metadata_and_health(server):
+    spec, signatures = grpc_metadata(server.port)
+    assert set(signatures.signature_def) == {"serving_default", "from_seeds"}
+    assert spec.version.value == 1
+    with grpc.insecure_channel(f"localhost:{server.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "tensorflow.serving.PredictionService"):
             answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=30)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_servable_state_is_read_only_to_requests(server):
+    """Requests see plain read-only values; a shared proto map would grow on a lookup."""
+    servable = server.manager.servable()
+    with pytest.raises(TypeError):
+        servable.signatures["from_seeds"].inputs["a"] = None
+    with pytest.raises(RequestError):
+        servable.signature("a")
+    copy = servable.signature_def_map()
+    copy.signature_def["from_seeds"].inputs["a"].name = "grown"  # changes this copy only
+    assert set(servable.signature_def_map().signature_def["from_seeds"].inputs) == {"seeds"}
+    assert set(servable.signatures) == {"serving_default", "from_seeds"}
 
 
 def test_eight_concurrent_clients(server, client):
@@ -210,9 +238,7 @@ def test_server_down_is_one_clear_error():
 
 
 def test_cli_serve_generate_and_sigterm(base, tmp_path, capsys):
-    with socket.socket() as s:  # a free port, from the OS
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "wgan_tf.cli", "serve", "--model-base-path",
                                str(base), "--port", str(port)],
                               stderr=subprocess.PIPE, text=True,

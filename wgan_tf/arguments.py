@@ -76,6 +76,12 @@ def serve(parser):
     a("--port", type=int, default=8500, help="gRPC port (default: %(default)s)")
     a("--rest-port", type=int, default=None,
       help="also answer TF Serving's REST API on this port (default: off)")
+    a("--rest-max-body-bytes", type=int, default=None,
+      help="largest REST request body (default: room for --max-batch samples of the served "
+           "model's largest input, at least 1 MiB)")
+    a("--rest-timeout", type=float, default=30.0,
+      help="seconds a REST client gets to send a request's headers, and again its body "
+           "(default: %(default)s)")
     a("--max-batch", type=int, default=1024,
       help="most samples one request may ask for (default: %(default)s)")
     a("--threads", type=int, default=16, help="requests served at once (default: %(default)s)")

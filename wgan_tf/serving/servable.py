@@ -4,12 +4,18 @@ The signature definitions are read from ``saved_model.pb`` rather than from the 
 functions, so requests are validated against exactly what ``tensorflow_model_server`` would see:
 input names, dtypes and shapes. A request the model cannot take raises ``RequestError`` with the
 gRPC status code to answer, and never reaches TensorFlow.
+
+Requests only ever read plain immutable values (``Signature``: names to ``tf.TensorSpec``): a
+SignatureDef proto shared between requests would be changed by the first one that indexes its
+``inputs`` map with an unknown name (protobuf inserts the key), and then refuse every later
+request. Protos leave a Servable only as fresh copies, for metadata.
 """
+import dataclasses
 from pathlib import Path
+from types import MappingProxyType
 
 import grpc
 import tensorflow as tf
-from google.protobuf import any_pb2
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_log_pb2
@@ -38,6 +44,29 @@ def _dtype_name(dtype):
     return types_pb2.DataType.Name(dtype)
 
 
+def _shape_text(shape):
+    """``[?, 8]``: a shape as error messages write it."""
+    if shape.rank is None:
+        return "any shape"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape.as_list()) + "]"
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """A signature's inputs and outputs: read-only maps of name -> ``tf.TensorSpec``."""
+
+    inputs: MappingProxyType
+    outputs: MappingProxyType
+
+    @classmethod
+    def from_proto(cls, signature_def):
+        def specs(infos):
+            return MappingProxyType({key: tf.TensorSpec(tf.TensorShape(info.tensor_shape),
+                                                        tf.dtypes.as_dtype(info.dtype))
+                                     for key, info in infos.items()})
+        return cls(specs(signature_def.inputs), specs(signature_def.outputs))
+
+
 class Servable:
     """A SavedModel version loaded for serving, with a cap on samples per request."""
 
@@ -45,30 +74,34 @@ class Servable:
         self.name, self.version, self.path, self.max_batch = name, version, Path(path), max_batch
         saved_model = saved_model_pb2.SavedModel()
         saved_model.ParseFromString((self.path / "saved_model.pb").read_bytes())
-        self.signature_defs = {key: sig for key, sig in
-                               saved_model.meta_graphs[0].signature_def.items()
-                               if not key.startswith("__")}  # __saved_model_init_op is internal
+        signature_defs = get_model_metadata_pb2.SignatureDefMap()
+        for key, sig in saved_model.meta_graphs[0].signature_def.items():
+            if not key.startswith("__"):  # __saved_model_init_op is internal
+                signature_defs.signature_def[key].CopyFrom(sig)
+        self._signature_defs = signature_defs.SerializeToString()  # bytes: nothing can change it
+        self.signatures = MappingProxyType({key: Signature.from_proto(sig) for key, sig in
+                                            signature_defs.signature_def.items()})
         self._model = tf.saved_model.load(str(self.path))
+
+    def signature_def_map(self):
+        """The signatures as a SignatureDefMap proto, a fresh copy the caller may change."""
+        return get_model_metadata_pb2.SignatureDefMap.FromString(self._signature_defs)
 
     def metadata(self):
         """GetModelMetadataResponse with the ``signature_def`` field, as TF Serving gives it."""
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = self.name
         response.model_spec.version.value = self.version
-        signatures = get_model_metadata_pb2.SignatureDefMap()
-        for key, sig in self.signature_defs.items():
-            signatures.signature_def[key].CopyFrom(sig)
-        packed = any_pb2.Any()
-        packed.Pack(signatures)
-        response.metadata["signature_def"].CopyFrom(packed)
+        response.metadata["signature_def"].Pack(self.signature_def_map())
         return response
 
     def signature(self, name):
-        """The SignatureDef called ``name``; an unknown name is the client's error."""
-        if name not in self.signature_defs:
+        """The ``Signature`` called ``name``; an unknown name is the client's error."""
+        signature = self.signatures.get(name)
+        if signature is None:
             raise _invalid(f'Serving signature key "{name}" not found; this model has '
-                           f"{', '.join(sorted(self.signature_defs))}")
-        return self.signature_defs[name]
+                           f"{', '.join(sorted(self.signatures))}")
+        return signature
 
     def predict(self, request):
         """Answer a PredictRequest (model name and version already resolved by the caller)."""
@@ -103,25 +136,23 @@ class Servable:
             raise _invalid(f"inputs must be exactly {sorted(signature.inputs)}; "
                            f"missing {missing}, unexpected {extra}")
         arrays = {}
-        for key, info in signature.inputs.items():
-            proto = tensors[key]
-            if proto.dtype != info.dtype:
-                raise _invalid(f"input {key!r} must be {_dtype_name(info.dtype)}, "
+        for key, spec in signature.inputs.items():
+            proto = tensors[key]  # the request's own map, and the key is in it
+            if proto.dtype != spec.dtype.as_datatype_enum:
+                raise _invalid(f"input {key!r} must be {_dtype_name(spec.dtype.as_datatype_enum)}, "
                                f"got {_dtype_name(proto.dtype)}")
-            expected = [d.size for d in info.tensor_shape.dim]
             shape = [d.size for d in proto.tensor_shape.dim]
-            if len(shape) != len(expected) or any(e not in (-1, s)
-                                                   for e, s in zip(expected, shape)):
-                wanted = "[" + ", ".join("?" if e == -1 else str(e) for e in expected) + "]"
-                raise _invalid(f"input {key!r} must have shape {wanted}, got {shape}")
-            if max_batch is not None and shape[0] > max_batch:
+            if any(s < 0 for s in shape) or not spec.shape.is_compatible_with(shape):
+                raise _invalid(f"input {key!r} must have shape {_shape_text(spec.shape)}, "
+                               f"got {shape}")
+            if max_batch is not None and shape and shape[0] > max_batch:
                 raise _invalid(f"{shape[0]} samples in one request; this server takes at most "
                                f"{max_batch}")
             try:
                 arrays[key] = tf.make_ndarray(proto)
             except (ValueError, TypeError) as e:
                 raise _invalid(f"input {key!r} is not a valid tensor: {e}") from e
-        if len({a.shape[0] for a in arrays.values()}) > 1:
+        if len({a.shape[:1] for a in arrays.values()}) > 1:
             raise _invalid("all inputs must have the same batch size (dimension 0)")
         return {key: tf.constant(value) for key, value in arrays.items()}
 

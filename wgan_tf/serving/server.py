@@ -30,7 +30,9 @@ def run(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = ModelServer(args.model_base_path, port=args.port, model_name=args.model_name,
                          max_batch=args.max_batch, threads=args.threads,
-                         poll_seconds=args.poll_seconds, rest_port=args.rest_port)
+                         poll_seconds=args.poll_seconds, rest_port=args.rest_port,
+                         rest_max_body_bytes=args.rest_max_body_bytes,
+                         rest_timeout=args.rest_timeout)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -105,15 +107,23 @@ class ModelServer:
     """The server: ``start()`` loads the newest version and listens; ``stop()`` ends it.
 
     ``port=0`` picks a free port, readable from ``.port`` after ``start()`` (as ``.rest_port``).
+    ``rest_max_body_bytes`` and ``rest_timeout`` are the REST server's (``rest.RestServer``).
     Also a context manager.
     """
 
     def __init__(self, model_base_path, port=8500, model_name="wgan", max_batch=1024, threads=16,
-                 poll_seconds=1.0, rest_port=None, host="[::]"):
+                 poll_seconds=1.0, rest_port=None, host="[::]", rest_max_body_bytes=None,
+                 rest_timeout=30.0):
         if max_batch < 1:
             raise ConfigError(f"--max-batch must be at least 1, got {max_batch}")
+        if rest_max_body_bytes is not None and rest_max_body_bytes < 1:
+            raise ConfigError(f"--rest-max-body-bytes must be at least 1, got "
+                              f"{rest_max_body_bytes}")
+        if not rest_timeout > 0:
+            raise ConfigError(f"--rest-timeout must be positive, got {rest_timeout}")
         self.manager = VersionManager(model_name, model_base_path, max_batch, poll_seconds)
         self.host, self.port, self.rest_port, self.threads = host, port, rest_port, threads
+        self.rest_max_body_bytes, self.rest_timeout = rest_max_body_bytes, rest_timeout
         self._grpc = self._rest = None
         self._health = health.HealthServicer()
 
@@ -136,7 +146,8 @@ class ModelServer:
         if self.rest_port is not None:
             from wgan_tf.serving.rest import RestServer
 
-            self._rest = RestServer(models, self.rest_port)
+            self._rest = RestServer(models, self.rest_port, max_body_bytes=self.rest_max_body_bytes,
+                                    timeout=self.rest_timeout)
             self.rest_port = self._rest.port
         self.manager.start()
         for service in ("", PREDICTION_SERVICE):
