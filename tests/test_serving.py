@@ -260,6 +260,21 @@ def test_cli_serve_generate_and_sigterm(base, tmp_path, capsys):
     assert "shutting down" in log
 
 
+@pytest.mark.parametrize("which", ["--port", "--rest-port"])
+def test_serve_on_a_busy_port_is_one_line(base, which):
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ports = {"--port": free_port(), "--rest-port": free_port(), which: port}
+        result = subprocess.run([sys.executable, "-m", "wgan_tf.cli", "serve", "--model-base-path",
+                                 str(base), *(str(x) for kv in ports.items() for x in kv)],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("wgan-tf serve: error: cannot listen on ") and str(port) in last, last
+    assert "Traceback" not in result.stderr
+
 
 def _config_text(name):
     """A config file of serving/ without its comments."""

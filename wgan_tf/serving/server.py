@@ -146,8 +146,14 @@ class ModelServer:
         if self.rest_port is not None:
             from wgan_tf.serving.rest import RestServer
 
-            self._rest = RestServer(models, self.rest_port, max_body_bytes=self.rest_max_body_bytes,
-                                    timeout=self.rest_timeout)
+            try:
+                self._rest = RestServer(models, self.rest_port,
+                                        max_body_bytes=self.rest_max_body_bytes,
+                                        timeout=self.rest_timeout)
+            except OSError as e:
+                self._grpc.stop(0)
+                raise ConfigError(f"cannot listen on REST port {self.rest_port}: "
+                                  f"{e.strerror or e}") from e
             self.rest_port = self._rest.port
         self.manager.start()
         for service in ("", PREDICTION_SERVICE):
