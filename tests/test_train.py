@@ -114,3 +114,25 @@ def test_optimizer_choice_keeps_the_penalty_learning_rate():
         assert isinstance(opt, keras.optimizers.Adam) and opt.beta_1 == 0.5
         assert np.isclose(float(opt.learning_rate), 5e-5)
     assert model.critic_optimizer is not model.generator_optimizer
+
+
+def test_keras_files_are_replaced_atomically(tmp_path, monkeypatch):
+    """A save that dies halfway (a kill during the write) leaves the previous file whole."""
+    from wgan_tf import models, rundir
+
+    path = str(tmp_path / "generator.keras")
+    small = models.mlp_generator(latent_dim=2, units=4, output_shape=(2,))
+    rundir.save_keras(small, path)
+    before = open(path, "rb").read()
+
+    def dies_halfway(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        rundir.save_keras(small, path)
+    assert open(path, "rb").read() == before
+    assert keras.saving.load_model(path, compile=False).output_shape == (None, 2)
+    assert sorted(os.listdir(tmp_path)) == ["generator.keras"]

@@ -27,6 +27,7 @@ from wgan_tf.errors import ConfigError
 CONFIG = "config.json"
 METRICS = "metrics.csv"
 LOCK = ".lock"
+_TMP_KERAS = ".tmp.keras"
 
 
 def write_atomically(path, text):
@@ -108,8 +109,13 @@ def load_saved(run_dir, name):
 def save_keras(model, path):
     """``model.save(path)`` that never leaves a half-written file at ``path``."""
     directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name[:-len('.keras')]}.{os.getpid()}.tmp.keras")
-    model.save(tmp)
+    tmp = os.path.join(directory, f".{name[:-len('.keras')]}.{os.getpid()}{_TMP_KERAS}")
+    try:
+        model.save(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     os.replace(tmp, path)
 
 
@@ -117,6 +123,9 @@ def rewind(run_dir, step, step_column, tensorboard_dirs=("tensorboard",)):
     """Start a session of the run at ``step`` (the restored checkpoint's, 0 for a new run): forget
     rows of ``metrics.csv`` whose ``step_column`` is larger, and TensorBoard events from
     ``step + 1`` on."""
+    for name in os.listdir(run_dir):  # a save that a kill -9 interrupted
+        if name.startswith(".") and name.endswith(_TMP_KERAS):
+            os.remove(os.path.join(run_dir, name))
     path = os.path.join(run_dir, METRICS)
     if os.path.exists(path):
         with open(path, newline="") as f:
