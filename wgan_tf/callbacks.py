@@ -7,6 +7,7 @@ import csv
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
@@ -159,3 +160,52 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=step)
         for name, network in self.model.networks().items():
             save_keras(network, os.path.join(self.run_dir, f"{name}.keras"))
+
+
+class ReconstructionGrid(keras.callbacks.Callback):
+    """An auto-encoder's reconstructions of one fixed batch of real images (the first ``num`` of
+    ``dataset`` under the run's seed) every ``every`` steps and at the end, as
+    ``samples/reconstruction_NNNNNN.png`` and a TensorBoard image: pairs of rows, real above and
+    its reconstruction below."""
+
+    COLUMNS = 8
+
+    def __init__(self, out_dir, log_dir, every, dataset, config, num=32):
+        super().__init__()
+        from wgan_tf import data
+
+        self.out_dir, self.every = out_dir, every
+        os.makedirs(out_dir, exist_ok=True)
+        batches = data.load(dataset, config.image_size, num, config.channels, config.seed)
+        self.real = next(iter(batches)).numpy()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.last = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _step(self.model) % self.every == 0:
+            self.write()
+
+    def on_train_end(self, logs=None):
+        self.write()
+
+    def write(self):
+        step = _step(self.model)
+        if step == self.last:
+            return
+        self.last = step
+        picture = pictures.grid(pairs_of_rows(self.real, self.model.reconstruct(self.real).numpy(),
+                                              self.COLUMNS), columns=self.COLUMNS)
+        pictures.save_png(picture, os.path.join(self.out_dir, f"reconstruction_{step:06d}.png"))
+        with self.writer.as_default(step=step):
+            tf.summary.image("reconstructions", picture[None])
+        self.writer.flush()
+
+
+def pairs_of_rows(real, reconstructed, columns):
+    """uint8 images ordered for a ``columns``-wide grid: a row of ``real``, the row of their
+    reconstructions below it, and so on."""
+    real, reconstructed = pictures.to_uint8(real), pictures.to_uint8(reconstructed)
+    rows = []
+    for start in range(0, len(real), columns):
+        rows += [real[start:start + columns], reconstructed[start:start + columns]]
+    return np.concatenate(rows)
