@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from wgan_tf import pictures, rng
+from wgan_tf import data, pictures, rng
 from wgan_tf.generative import TrainingInterrupted
 from wgan_tf.rundir import save_keras
 
@@ -103,6 +103,8 @@ class SampleGrid(keras.callbacks.Callback):
     """A grid of samples from one fixed latent batch every ``every`` generator iterations (and at
     the end), as ``samples/iter_NNNNNN.png`` and a TensorBoard image."""
 
+    TAG = "samples"
+
     def __init__(self, out_dir, log_dir, every, latent_dim, num=64, seed=0):
         super().__init__()
         self.out_dir, self.every = out_dir, every
@@ -123,16 +125,20 @@ class SampleGrid(keras.callbacks.Callback):
         if step == self.last:
             return
         self.last = step
+        picture = self.draw(step)
+        with self.writer.as_default(step=step):
+            tf.summary.image(self.TAG, picture[None])
+        self.writer.flush()
+
+    def draw(self, step):
+        """Writes the step's picture file and returns the picture (uint8 [H, W, C])."""
         samples = self.model.sampler(self.latent, training=False).numpy()
         path = os.path.join(self.out_dir, f"iter_{step:06d}.png")
         if samples.ndim == 2:  # 2-D points: a scatter plot instead of a grid
-            picture = pictures.save_scatter(samples, path, title=f"generator iteration {step}")
-        else:
-            picture = pictures.grid(pictures.to_uint8(samples))
-            pictures.save_png(picture, path)
-        with self.writer.as_default(step=step):
-            tf.summary.image("samples", picture[None])
-        self.writer.flush()
+            return pictures.save_scatter(samples, path, title=f"generator iteration {step}")
+        picture = pictures.grid(pictures.to_uint8(samples))
+        pictures.save_png(picture, path)
+        return picture
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -162,43 +168,27 @@ class RunCheckpoint(keras.callbacks.Callback):
             save_keras(network, os.path.join(self.run_dir, f"{name}.keras"))
 
 
-class ReconstructionGrid(keras.callbacks.Callback):
+class ReconstructionGrid(SampleGrid):
     """An auto-encoder's reconstructions of one fixed batch of real images (the first ``num`` of
     ``dataset`` under the run's seed) every ``every`` steps and at the end, as
     ``samples/reconstruction_NNNNNN.png`` and a TensorBoard image: pairs of rows, real above and
     its reconstruction below."""
 
+    TAG = "reconstructions"
     COLUMNS = 8
 
-    def __init__(self, out_dir, log_dir, every, dataset, config, num=32):
-        super().__init__()
-        from wgan_tf import data
-
-        self.out_dir, self.every = out_dir, every
-        os.makedirs(out_dir, exist_ok=True)
-        batches = data.load(dataset, config.image_size, num, config.channels, config.seed)
+    def __init__(self, out_dir, log_dir, every, dataset, config, data_options=None, num=32):
+        super().__init__(out_dir, log_dir, every, config.latent_dim, num=1, seed=config.seed)
+        batches = data.load(dataset, config.image_size, num, config.channels, config.seed,
+                            **(data_options or {}))
         self.real = next(iter(batches)).numpy()
-        self.writer = tf.summary.create_file_writer(log_dir)
-        self.last = None
 
-    def on_epoch_end(self, epoch, logs=None):
-        if _step(self.model) % self.every == 0:
-            self.write()
-
-    def on_train_end(self, logs=None):
-        self.write()
-
-    def write(self):
-        step = _step(self.model)
-        if step == self.last:
-            return
-        self.last = step
-        picture = pictures.grid(pairs_of_rows(self.real, self.model.reconstruct(self.real).numpy(),
-                                              self.COLUMNS), columns=self.COLUMNS)
+    def draw(self, step):
+        reconstructed = self.model.reconstruct(self.real).numpy()
+        picture = pictures.grid(pairs_of_rows(self.real, reconstructed, self.COLUMNS),
+                                columns=self.COLUMNS)
         pictures.save_png(picture, os.path.join(self.out_dir, f"reconstruction_{step:06d}.png"))
-        with self.writer.as_default(step=step):
-            tf.summary.image("reconstructions", picture[None])
-        self.writer.flush()
+        return picture
 
 
 def pairs_of_rows(real, reconstructed, columns):

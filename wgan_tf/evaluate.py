@@ -6,8 +6,8 @@ seed) are compared with whatever measures the data allows:
 - ``toy:*``: ``w1`` (exact); the Gaussian mixtures add ``modes_covered``, ``num_modes`` and
   ``high_quality``.
 - images: ``sliced_wasserstein`` (x1e3, mean over pyramid levels) and
-  ``sliced_wasserstein_levels``; ``digits`` adds ``classifier_fd``, ``mode_coverage``,
-  ``class_histogram`` and ``confident``; ``--inception-weights`` adds ``fid``.
+  ``sliced_wasserstein_levels``; ``digits`` (and its splits) adds ``classifier_fd``,
+  ``mode_coverage``, ``class_histogram`` and ``confident``; ``--inception-weights`` adds ``fid``.
 
 Always: ``num_samples``, ``dataset``, ``seed`` and ``generator_iteration`` (that of the run's last
 checkpoint, which is when ``generator.keras`` was written; null without checkpoints).
@@ -74,7 +74,7 @@ def evaluate(run_dir, dataset=None, num=DEFAULT_NUM, seed=0, inception_weights=N
             results.update(metrics.mode_stats(fake, *metrics.toy_modes(name)))
         return results
     results.update(metrics.sliced_wasserstein(real, fake, seed=seed))
-    if spec == "digits":
+    if spec == "digits" or spec.startswith("digits:"):
         classifier = metrics.digits_classifier(config["image_size"], config["channels"], cache_dir)
         results["classifier_fd"] = metrics.classifier_fd(real, fake, classifier)
         results.update(metrics.mode_coverage(fake, classifier))

@@ -125,10 +125,10 @@ def _train(model, config, run_dir, manager, stop, progress, extra_callbacks, opt
                              else 1024, seed=config.seed),
         checkpoint,
     ]
-    if config.autoencoder:  # real above, reconstruction below, on images training never saw
+    if config.autoencoder:  # real above, reconstruction below (held-out images where known)
         run_callbacks.insert(-1, callbacks.ReconstructionGrid(
             os.path.join(run_dir, "samples"), tensorboard, config.sample_every,
-            data.held_out(config.dataset) or config.dataset, config))
+            data.held_out(config.dataset) or config.dataset, config, options))
     try:
         while int(model.step_counter.numpy()) < config.steps:
             _fit_periods(model, config, run_callbacks, options)
