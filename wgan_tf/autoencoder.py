@@ -11,7 +11,6 @@ streams (``wgan_tf.rng``) indexed by the iteration counter, so runs resume exact
 several replicas compute the same step.
 """
 import keras
-import tensorflow as tf
 
 from wgan_tf import config, losses, rng
 from wgan_tf.generative import GenerativeModel
