@@ -13,8 +13,8 @@ with two smaller ones (at this image size the first collapses its posterior). Ev
 under two seeds; the run directories go under ``runs/experiments/autoencoders/`` (fresh every time).
 Every run is measured by ``wgan_tf.evaluate.evaluate`` (what ``wgan-tf evaluate RUN`` writes): the
 digits classifier's Fréchet distance of 1000 samples to 1000 training digits, the sharpness of
-samples and of real digits, and the reconstruction error on the 360 held-out digits
-(``digits:test``); and, to compare with the "true data" row (the 360 held-out digits against the
+samples and of real digits, and the reconstruction error over 1000 draws of the 360 held-out
+digits (``digits:test``); and, to compare with the "true data" row (the 360 held-out digits against the
 same training digits), the Fréchet distance of 360 samples (``classifier_fd_360``). Writes
 ``docs/results/autoencoders.json`` and ``docs/figures/autoencoders.png`` (per model, first seed:
 held-out digits above their reconstructions, and random samples); docs/RESULTS.md quotes them.
