@@ -13,21 +13,27 @@ def train(parser):
     d = TrainConfig.__dataclass_fields__
     a = parser.add_argument
     a("--model", default=d["model"].default, choices=tuple(PENALTIES),
-      help="wgan (the paper, default) or gan (its standard-GAN baseline, -log D trick)")
+      help="wgan (the paper, default), gan (its standard-GAN baseline, -log D trick), wae "
+           "(Wasserstein auto-encoder) or vae (its VAE baseline)")
     a("--dataset", default=d["dataset"].default,
-      help="digits, toy:8gaussians, toy:25gaussians, toy:swissroll, folder:PATH, "
+      help="digits (or digits:train, digits:test), toy:8gaussians, toy:25gaussians, "
+           "toy:swissroll, folder:PATH, "
            "lsun-lmdb:PATH or a TFDS name like lsun/bedroom (default %(default)s)")
     a("--arch", default=d["arch"].default,
       help="generator: dcgan, dcgan-nobn or mlp (default %(default)s)")
     a("--penalty", default=None,
-      help="wgan: clip (Algorithm 1, default) or gp (WGAN-GP); gan: none")
+      help="wgan: clip (Algorithm 1, default) or gp (WGAN-GP); wae: mmd (default) or gan; "
+           "gan, vae: none")
     a("--image-size", type=int, default=d["image_size"].default)
     a("--channels", type=int, default=d["channels"].default)
-    a("--latent-dim", type=int, default=None, help="default 100; 2 on toy datasets")
-    a("--filters", type=int, default=d["filters"].default,
-      help="DCGAN base filters (default %(default)s)")
+    a("--latent-dim", type=int, default=None,
+      help="default 100; 2 on toy datasets; 8 for wae and vae")
+    a("--filters", type=int, default=None,
+      help="DCGAN base filters (default 64); for wae and vae the widest layer's (default 1024, "
+           "the official setting; a few dozen train on a CPU)")
     a("--batch-size", type=int, default=None,
-      help="global batch, split over all devices (default 64; 256 on toy datasets)")
+      help="global batch, split over all devices (default 64; 256 on toy datasets; 100 for wae "
+           "and vae)")
     a("--n-critic", type=int, default=None,
       help="critic iterations per generator iteration (default 5; 1 with --model gan)")
     a("--clip-value", type=float, default=d["clip_value"].default)
@@ -42,8 +48,18 @@ def train(parser):
     a("--learning-rate", type=float, default=None, help="default: the paper's")
     a("--beta-1", type=float, default=None, help="Adam's beta1 (default: the paper's)")
     a("--beta-2", type=float, default=None, help="Adam's beta2 (default: the paper's)")
+    a("--penalty-weight", type=float, default=None,
+      help="wae, vae: lambda, the latent penalty's weight (default 10 for wae, 1 (the KL) for "
+           "vae)")
+    a("--adversary-learning-rate", type=float, default=None,
+      help="wae --penalty gan: the latent adversary's Adam learning rate (default 5e-4)")
+    a("--epoch-steps", type=int, default=None,
+      help="wae, vae: steps per epoch of the learning-rate schedule (halved at epoch 30, /5 at "
+           "50, /10 at 100); default: dataset size // batch size where known (digits), else 0, "
+           "a constant rate")
     a("--steps", type=int, default=d["steps"].default,
-      help="generator iterations to reach (default %(default)s)")
+      help="generator iterations (encoder/decoder updates for wae and vae) to reach "
+           "(default %(default)s)")
     a("--seed", type=int, default=d["seed"].default)
     a("--devices", type=int, default=d["devices"].default,
       help="replicas: GPUs, or logical CPU devices where there is no GPU")
@@ -60,7 +76,9 @@ def train(parser):
 
 
 def export(parser):
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="training run with generator.keras")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="training run with generator.keras (decoder.keras and encoder.keras "
+                             "for wae and vae)")
     parser.add_argument("--out", default="saved_models/wgan",
                         help="model base path; the version goes to OUT/<version>/ "
                              "(default: %(default)s)")
@@ -100,6 +118,10 @@ def generate(parser):
     a("--out", required=True,
       help="FILE.png for a grid, or DIR/ (trailing slash) for one PNG per image")
     a("--model-name", default="wgan", help="model to ask (default: %(default)s)")
+    a("--reconstruct", nargs="+", default=None, metavar="IN.png",
+      help="auto-encoders: reconstruct these images instead (each file one image, resized and "
+           "centre-cropped to the model's size); --out FILE.png gets the images in a row above "
+           "their reconstructions")
     a("--timeout", type=float, default=60.0, help="seconds per request (default: %(default)s)")
     a("--wait", type=float, default=0.0,
       help="wait up to this many seconds for a server that is still starting "
@@ -116,6 +138,10 @@ def evaluate(parser):
     a("--seed", type=int, default=0, help="seed of the latents and the real draw")
     a("--inception-weights", default=None, metavar="PATH",
       help="InceptionV3 no-top Keras weights (.h5) for FID; never downloaded")
+    a("--reconstruction-dataset", default=None, metavar="SPEC",
+      help="auto-encoders: the images whose reconstruction error is measured (default: the "
+           "run's held-out images where known, digits:test for digits:train, else the run's "
+           "dataset)")
     a("--cache-dir", default=None,
       help="where the digits classifier is kept (default $XDG_CACHE_HOME/wgan-tf or "
            "~/.cache/wgan-tf)")

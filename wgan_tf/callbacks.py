@@ -7,10 +7,11 @@ import csv
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from wgan_tf import pictures, rng
+from wgan_tf import data, pictures, rng
 from wgan_tf.generative import TrainingInterrupted
 from wgan_tf.rundir import save_keras
 
@@ -102,6 +103,8 @@ class SampleGrid(keras.callbacks.Callback):
     """A grid of samples from one fixed latent batch every ``every`` generator iterations (and at
     the end), as ``samples/iter_NNNNNN.png`` and a TensorBoard image."""
 
+    TAG = "samples"
+
     def __init__(self, out_dir, log_dir, every, latent_dim, num=64, seed=0):
         super().__init__()
         self.out_dir, self.every = out_dir, every
@@ -122,16 +125,20 @@ class SampleGrid(keras.callbacks.Callback):
         if step == self.last:
             return
         self.last = step
+        picture = self.draw(step)
+        with self.writer.as_default(step=step):
+            tf.summary.image(self.TAG, picture[None])
+        self.writer.flush()
+
+    def draw(self, step):
+        """Writes the step's picture file and returns the picture (uint8 [H, W, C])."""
         samples = self.model.sampler(self.latent, training=False).numpy()
         path = os.path.join(self.out_dir, f"iter_{step:06d}.png")
         if samples.ndim == 2:  # 2-D points: a scatter plot instead of a grid
-            picture = pictures.save_scatter(samples, path, title=f"generator iteration {step}")
-        else:
-            picture = pictures.grid(pictures.to_uint8(samples))
-            pictures.save_png(picture, path)
-        with self.writer.as_default(step=step):
-            tf.summary.image("samples", picture[None])
-        self.writer.flush()
+            return pictures.save_scatter(samples, path, title=f"generator iteration {step}")
+        picture = pictures.grid(pictures.to_uint8(samples))
+        pictures.save_png(picture, path)
+        return picture
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -159,3 +166,36 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=step)
         for name, network in self.model.networks().items():
             save_keras(network, os.path.join(self.run_dir, f"{name}.keras"))
+
+
+class ReconstructionGrid(SampleGrid):
+    """An auto-encoder's reconstructions of one fixed batch of real images (the first ``num`` of
+    ``dataset`` under the run's seed) every ``every`` steps and at the end, as
+    ``samples/reconstruction_NNNNNN.png`` and a TensorBoard image: pairs of rows, real above and
+    its reconstruction below."""
+
+    TAG = "reconstructions"
+    COLUMNS = 8
+
+    def __init__(self, out_dir, log_dir, every, dataset, config, data_options=None, num=32):
+        super().__init__(out_dir, log_dir, every, config.latent_dim, num=1, seed=config.seed)
+        batches = data.load(dataset, config.image_size, num, config.channels, config.seed,
+                            **(data_options or {}))
+        self.real = next(iter(batches)).numpy()
+
+    def draw(self, step):
+        reconstructed = self.model.reconstruct(self.real).numpy()
+        picture = pictures.grid(pairs_of_rows(self.real, reconstructed, self.COLUMNS),
+                                columns=self.COLUMNS)
+        pictures.save_png(picture, os.path.join(self.out_dir, f"reconstruction_{step:06d}.png"))
+        return picture
+
+
+def pairs_of_rows(real, reconstructed, columns):
+    """uint8 images ordered for a ``columns``-wide grid: a row of ``real``, the row of their
+    reconstructions below it, and so on."""
+    real, reconstructed = pictures.to_uint8(real), pictures.to_uint8(reconstructed)
+    rows = []
+    for start in range(0, len(real), columns):
+        rows += [real[start:start + columns], reconstructed[start:start + columns]]
+    return np.concatenate(rows)

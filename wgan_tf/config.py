@@ -27,8 +27,33 @@ BOOST_CRITIC_ITERATIONS = 100
 BOOST_FIRST = 25
 BOOST_EVERY = 500
 
+# Wasserstein auto-encoders (Tolstikhin et al. 2018), the official MNIST setting (tolstikhin/wae,
+# configs.py): Adam(1e-3, beta1 0.5) for the encoder and decoder, Adam(5e-4, beta1 0.5) for WAE-GAN's
+# latent adversary, lambda 10, d_z 8, batch 100, 1024 filters, the learning rate halved at epoch 30
+# and divided by 5 more at 50 (and by 10 more at 100: wae.py's 'manual' schedule).
+WAE_ADAM = dict(learning_rate=1e-3, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+WAE_ADVERSARY_LEARNING_RATE = 5e-4
+WAE_LAMBDA = 10.0
+WAE_LATENT_DIM = 8
+WAE_BATCH_SIZE = 100
+WAE_FILTERS = 1024
+LR_DECAY_EPOCHS = (30, 50, 100)
+LR_DECAY_FACTORS = (1.0, 0.5, 0.1, 0.01)
+# The VAE baseline: the ELBO's KL term, weight 1, next to the same reconstruction cost.
+VAE_KL_WEIGHT = 1.0
+# Images per built-in dataset, for the learning-rate schedule's epoch (wgan_tf.data.builtin):
+# digits:test is every fifth digit (the digits classifier's held-out set), digits:train the rest.
+DATASET_SIZES = {"digits": 1797, "digits:train": 1437, "digits:test": 360}
+
 # --model: the family, and the penalties (--penalty) it takes, the first being its default.
-PENALTIES = {"wgan": ("clip", "gp"), "gan": ("none",)}
+PENALTIES = {"wgan": ("clip", "gp"), "gan": ("none",), "wae": ("mmd", "gan"), "vae": ("none",)}
+AUTOENCODERS = ("wae", "vae")
+
+
+def sampler_network(model):
+    """The network of a ``--model`` family that maps latents to samples (what is exported and
+    plotted), by its run-directory name: ``decoder`` for auto-encoders, else ``generator``."""
+    return "decoder" if model in AUTOENCODERS else "generator"
 
 
 @dataclasses.dataclass
@@ -36,7 +61,8 @@ class TrainConfig:
     """A run's settings. ``None`` means "the default for this model, penalty and dataset", resolved
     when the config is made, so ``config.json`` records the values a run actually used."""
 
-    # "wgan" (the paper) or "gan" (its standard-GAN baseline, DCGAN-style).
+    # "wgan" (the paper), "gan" (its standard-GAN baseline, DCGAN-style), "wae" (Wasserstein
+    # auto-encoder) or "vae" (its VAE baseline).
     model: str = "wgan"
     dataset: str = "digits"
     arch: str = "dcgan"
@@ -44,10 +70,11 @@ class TrainConfig:
     penalty: Optional[str] = None
     image_size: int = 64
     channels: int = 3
-    # None: 100, or 2 on the 2-D toy datasets (as the WGAN-GP toy code).
+    # None: 100, or 2 on the 2-D toy datasets (as the WGAN-GP toy code); 8 for auto-encoders.
     latent_dim: Optional[int] = None
-    filters: int = 64
-    # None: 64, or 256 on the toys. The global batch, split over all replicas.
+    # None: 64 (DCGAN base filters); 1024 for auto-encoders (their widest layer).
+    filters: Optional[int] = None
+    # None: 64, or 256 on the toys; 100 for auto-encoders. The global batch, split over replicas.
     batch_size: Optional[int] = None
     # None: 5 (Algorithm 1) for wgan, 1 (DCGAN) for the GAN baseline.
     n_critic: Optional[int] = None
@@ -64,6 +91,14 @@ class TrainConfig:
     learning_rate: Optional[float] = None
     beta_1: Optional[float] = None
     beta_2: Optional[float] = None
+    # Auto-encoders only (None elsewhere). lambda, the latent penalty's weight: None is 10 for wae,
+    # 1 (the ELBO's KL) for vae.
+    penalty_weight: Optional[float] = None
+    # WAE-GAN's latent adversary: None is 5e-4 (Adam with beta_1 and beta_2 as above).
+    adversary_learning_rate: Optional[float] = None
+    # Steps per epoch of the learning-rate schedule (LR_DECAY_EPOCHS). None: the dataset's size
+    # over the batch size where it is known (DATASET_SIZES), else 0: a constant learning rate.
+    epoch_steps: Optional[int] = None
     steps: int = 100_000
     seed: int = 0
     devices: int = 1
@@ -87,15 +122,31 @@ class TrainConfig:
         if self.penalty is None:
             self.penalty = PENALTIES[self.model][0]
         defaults = dict(latent_dim=2 if self.toy else 100,
+                        filters=64,
                         batch_size=TOY_BATCH_SIZE if self.toy else 64,
                         n_critic=5 if self.model == "wgan" else 1,
                         gp_weight=TOY_GP_WEIGHT if self.toy else 10.0,
                         critic_boost=self.penalty == "clip")
+        if self.autoencoder:
+            defaults.update(self._autoencoder_defaults())
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.validate()
         self._resolve_optimizer()
+
+    @property
+    def autoencoder(self):
+        return self.model in AUTOENCODERS
+
+    def _autoencoder_defaults(self):
+        batch_size = self.batch_size or WAE_BATCH_SIZE
+        return dict(latent_dim=WAE_LATENT_DIM, filters=WAE_FILTERS, batch_size=WAE_BATCH_SIZE,
+                    penalty_weight=WAE_LAMBDA if self.model == "wae" else VAE_KL_WEIGHT,
+                    adversary_learning_rate=(WAE_ADVERSARY_LEARNING_RATE if self.penalty == "gan"
+                                             else None),
+                    # wae.py: batches_num = data.num_points / batch_size (integer division)
+                    epoch_steps=DATASET_SIZES.get(self.dataset, 0) // batch_size)
 
     def _resolve_optimizer(self):
         paper_name, paper = paper_optimizer(self.model, self.penalty, self.toy)
@@ -117,6 +168,11 @@ class TrainConfig:
                                   f"{self.penalty}")
             raise ConfigError(f"unknown penalty {self.penalty!r} for --model {self.model}; "
                               f"choose {' or '.join(choices)}")
+        if self.autoencoder:
+            self._validate_autoencoder()
+        elif (self.penalty_weight, self.adversary_learning_rate, self.epoch_steps) != (None,) * 3:
+            raise ConfigError("--penalty-weight, --adversary-learning-rate and --epoch-steps are "
+                              "for auto-encoders (--model wae or vae)")
         if self.image_size < 16 or self.image_size & (self.image_size - 1):
             raise ConfigError(f"image size must be a power of two >= 16, got {self.image_size}")
         for name in ("batch_size", "n_critic", "steps", "devices", "latent_dim", "filters",
@@ -142,6 +198,23 @@ class TrainConfig:
         if self.jit_compile not in ("auto", "on", "off"):
             raise ConfigError(f"jit-compile must be auto, on or off, got {self.jit_compile!r}")
 
+    def _validate_autoencoder(self):
+        if self.toy:
+            raise ConfigError(f"--model {self.model} trains on images, not the 2-D points of "
+                              f"{self.dataset}")
+        if self.arch != "dcgan":
+            raise ConfigError(f"--model {self.model} has the official WAE networks (dcgan encoder, "
+                              f"dcgan_mod decoder); --arch {self.arch} is a GAN generator's")
+        if not self.penalty_weight >= 0:
+            raise ConfigError(f"penalty-weight must be >= 0, got {self.penalty_weight}")
+        if self.adversary_learning_rate is not None and not self.adversary_learning_rate > 0:
+            raise ConfigError(f"adversary-learning-rate must be positive, got "
+                              f"{self.adversary_learning_rate}")
+        if self.adversary_learning_rate is not None and self.penalty != "gan":
+            raise ConfigError("--adversary-learning-rate is for --model wae --penalty gan")
+        if self.epoch_steps < 0:
+            raise ConfigError(f"epoch-steps must be >= 0, got {self.epoch_steps}")
+
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
@@ -161,7 +234,10 @@ class TrainConfig:
 
 
 def paper_optimizer(model, penalty, toy=False):
-    """(name, settings) of the optimizer the model's paper trains both players with."""
+    """(name, settings) of the optimizer the model's paper trains both players with (for
+    auto-encoders: the encoder and decoder's)."""
+    if model in AUTOENCODERS:
+        return "adam", WAE_ADAM
     if model == "gan":
         return "adam", DCGAN_ADAM
     if penalty == "gp":
@@ -169,15 +245,31 @@ def paper_optimizer(model, penalty, toy=False):
     return "rmsprop", PAPER_RMSPROP
 
 
-def make_optimizer(config):
-    """A fresh optimizer with ``config``'s resolved settings (one per player)."""
+def make_optimizer(config, learning_rate=None):
+    """A fresh optimizer with ``config``'s resolved settings (one per player); ``learning_rate``
+    (a number or a Keras schedule) replaces ``config.learning_rate``."""
     import keras
 
+    learning_rate = config.learning_rate if learning_rate is None else learning_rate
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(config.learning_rate, rho=PAPER_RMSPROP["rho"],
+        return keras.optimizers.RMSprop(learning_rate, rho=PAPER_RMSPROP["rho"],
                                         epsilon=PAPER_RMSPROP["epsilon"])
-    return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
+    return keras.optimizers.Adam(learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
                                  epsilon=1e-8)
+
+
+def learning_rate_schedule(learning_rate, epoch_steps):
+    """The official WAE schedule (wae.py, lr_schedule 'manual'): the rate times LR_DECAY_FACTORS,
+    changing at the start of the epochs in LR_DECAY_EPOCHS, as a Keras schedule of the optimizer's
+    step; constant when ``epoch_steps`` is 0."""
+    import keras
+
+    if not epoch_steps:
+        return learning_rate
+    # PiecewiseConstantDecay keeps value i while step <= boundary i: epoch e starts at step e * E.
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [e * epoch_steps - 1 for e in LR_DECAY_EPOCHS],
+        [learning_rate * f for f in LR_DECAY_FACTORS])
 
 
 def critic_iterations(generator_iteration, n_critic=5, boost=True):

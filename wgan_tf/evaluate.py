@@ -6,11 +6,18 @@ seed) are compared with whatever measures the data allows:
 - ``toy:*``: ``w1`` (exact); the Gaussian mixtures add ``modes_covered``, ``num_modes`` and
   ``high_quality``.
 - images: ``sliced_wasserstein`` (x1e3, mean over pyramid levels) and
-  ``sliced_wasserstein_levels``; ``digits`` adds ``classifier_fd``, ``mode_coverage``,
-  ``class_histogram`` and ``confident``; ``--inception-weights`` adds ``fid``.
+  ``sliced_wasserstein_levels``; ``digits`` (and its splits) adds ``classifier_fd``,
+  ``mode_coverage``, ``class_histogram`` and ``confident``; ``--inception-weights`` adds ``fid``.
 
 Always: ``num_samples``, ``dataset``, ``seed`` and ``generator_iteration`` (that of the run's last
 checkpoint, which is when ``generator.keras`` was written; null without checkpoints).
+
+An auto-encoder run (``--model wae`` or ``vae``) is measured on its decoder's samples the same way
+(``iteration`` replaces ``generator_iteration``) and adds ``sharpness`` (the mean of
+``metrics.sharpness`` over the samples), ``sharpness_real`` (over the real images) and
+``reconstruction``: the mean squared pixel error on [-1, 1] of the encoder-decoder's
+reconstructions of N images of ``reconstruction_dataset`` (default: the run's held-out images,
+``digits:test`` for ``digits:train``; where none is known, the run's own dataset).
 
 N defaults to 2000: exact W1 is O(N^3) and takes seconds there, and SWD's 128 patches per image
 stay within memory. FID is biased upwards for small N; compare with papers at ``--num 10000`` or
@@ -23,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from wgan_tf import data, metrics
+from wgan_tf.config import sampler_network
 from wgan_tf.errors import ConfigError
 from wgan_tf.rundir import load_saved, read_run_config
 
@@ -31,7 +39,7 @@ DEFAULT_NUM = 2000
 
 def run(args):
     results = evaluate(args.run_dir, args.dataset, args.num, args.seed, args.inception_weights,
-                       args.cache_dir, args.data_dir)
+                       args.cache_dir, args.data_dir, args.reconstruction_dataset)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
@@ -39,22 +47,24 @@ def run(args):
 
 
 def evaluate(run_dir, dataset=None, num=DEFAULT_NUM, seed=0, inception_weights=None,
-             cache_dir=None, data_dir=None):
+             cache_dir=None, data_dir=None, reconstruction_dataset=None):
     """The measures for ``run_dir``'s generator as a JSON-ready dict (keys in the module doc)."""
     config = read_run_config(run_dir)
+    sampler = sampler_network(config.get("model", "wgan"))
     spec = dataset or config["dataset"]
     if num < 2:
         raise ConfigError(f"--num must be at least 2, got {num}")
     if inception_weights:
         metrics.check_inception_weights(inception_weights)
-    generator = load_saved(run_dir, "generator")
+    generator = load_saved(run_dir, sampler)
     if (len(generator.output_shape) == 2) != (data.point_dim(spec) is not None):
         raise ConfigError(f"{run_dir}'s generator makes {generator.output_shape[1:]} samples, "
                           f"which cannot be compared with {spec}")
     fake = generated_samples(generator, num, seed)
     real = real_samples(spec, config, num, seed, data_dir=data_dir)
+    step = "iteration" if sampler == "decoder" else "generator_iteration"
     results = {"dataset": spec, "num_samples": num, "seed": seed,
-               "generator_iteration": generator_iteration(run_dir)}
+               step: generator_iteration(run_dir)}
     if data.point_dim(spec) is not None:
         if inception_weights:
             raise ConfigError("FID is for images; toy datasets are measured by w1")
@@ -64,13 +74,29 @@ def evaluate(run_dir, dataset=None, num=DEFAULT_NUM, seed=0, inception_weights=N
             results.update(metrics.mode_stats(fake, *metrics.toy_modes(name)))
         return results
     results.update(metrics.sliced_wasserstein(real, fake, seed=seed))
-    if spec == "digits":
+    if spec == "digits" or spec.startswith("digits:"):
         classifier = metrics.digits_classifier(config["image_size"], config["channels"], cache_dir)
         results["classifier_fd"] = metrics.classifier_fd(real, fake, classifier)
         results.update(metrics.mode_coverage(fake, classifier))
     if inception_weights:
         results["fid"] = metrics.fid(real, fake, inception_weights)
+    if sampler == "decoder":
+        results["sharpness"] = float(metrics.sharpness(fake).mean())
+        results["sharpness_real"] = float(metrics.sharpness(real).mean())
+        held_out = reconstruction_dataset or data.held_out(config["dataset"]) or config["dataset"]
+        images = real_samples(held_out, config, num, seed, data_dir=data_dir)
+        results["reconstruction_dataset"] = held_out
+        results["reconstruction"] = metrics.reconstruction_error(
+            images, reconstructions(load_saved(run_dir, "encoder"), generator, images))
     return results
+
+
+def reconstructions(encoder, decoder, images, batch_size=500):
+    """The auto-encoder's reconstructions of ``images`` in inference mode (a VAE's through its
+    posterior mean), clipped to [-1, 1]."""
+    codes = encoder.predict(images, batch_size=batch_size, verbose=0)
+    codes = codes[0] if isinstance(codes, (list, tuple)) else codes
+    return np.clip(decoder.predict(codes, batch_size=batch_size, verbose=0), -1.0, 1.0)
 
 
 def generator_iteration(run_dir):

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from wgan_tf import data, pictures
+from wgan_tf.config import AUTOENCODERS
 from wgan_tf.errors import ConfigError
 from wgan_tf.evaluate import generated_samples, real_samples
 from wgan_tf.rundir import load_saved, read_run_config
@@ -70,6 +71,9 @@ def explain(run_dir, out, dataset=None, num=8, seed=0, data_dir=None):
         raise ConfigError(f"explain shows critics of images; {spec} is 2-D points")
     if num < 1:
         raise ConfigError(f"--num must be positive, got {num}")
+    if config.get("model") in AUTOENCODERS:
+        raise ConfigError(f"explain shows a GAN's critic; {run_dir} is a --model "
+                          f"{config['model']} run, which has none")
     critic = load_saved(run_dir, "critic")
     rows = {"real": real_samples(spec, config, num, seed, data_dir=data_dir),
             "generated": generated_samples(load_saved(run_dir, "generator"), num, seed)}

@@ -6,6 +6,15 @@
 - ``serving_default``: ``latent`` float32 ``[-1, latent_dim]`` -> ``images`` uint8 ``[-1, H, W, C]``
 - ``from_seeds``: ``seeds`` int64 ``[-1]`` -> ``images`` uint8 and ``png_bytes`` string ``[-1]``
 
+An auto-encoder run (``--model wae`` or ``vae``) exports its decoder under the same two signatures,
+so every client serves its samples unchanged, plus its encoder in two more:
+
+- ``encode``: ``images`` uint8 ``[-1, H, W, C]`` -> ``latent`` float32 ``[-1, latent_dim]`` (the
+  VAE's posterior mean)
+- ``reconstruct``: ``images`` uint8 ``[-1, H, W, C]`` -> ``images`` uint8 and ``png_bytes``: the
+  decoder's image of each image's code, in inference mode (no encoder-input noise, batch norm
+  frozen), so an image's reconstruction does not depend on the rest of its batch.
+
 Every input and output has the batch first, so TF Serving's request batching can merge requests.
 Each sample's latent comes from its own seed through a stateless Philox draw, so a seed gives the
 same image alone or in any batch, on TF Serving and on the Python server alike. Only graph ops are
@@ -23,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+from wgan_tf.config import sampler_network
 from wgan_tf.errors import ConfigError
 from wgan_tf.rundir import load_saved, read_run_config
 from wgan_tf.serving.versions import WARMUP_FILE, version_numbers
@@ -58,21 +68,25 @@ def to_uint8(images):
 
 
 def export_generator(run_dir, base_path="saved_models/wgan", version=None):
-    """Write the run's generator as ``base_path/<version>/`` and return that path.
+    """Write the run's generator (an auto-encoder's decoder, with its encoder) as
+    ``base_path/<version>/`` and return that path.
 
     Raises ConfigError when the run has no generator, is a 2-D toy run (points, not images), or
     when the version already exists.
     """
     run_dir, base_path = Path(run_dir), Path(base_path)
     config = _read_run_config(run_dir)
-    generator = _load_generator(run_dir, config)
+    name = sampler_network(config.get("model", "wgan"))
+    generator = _load_generator(run_dir, config, name)
+    encoder = _load_encoder(run_dir, generator) if name == "decoder" else None
     version = _choose_version(base_path, version)
     target = base_path / str(version)
     tmp = base_path / f".tmp-{version}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _archive(generator).write_out(str(tmp), verbose=False)
-        write_warmup_requests(tmp / WARMUP_FILE, latent_dim=generator.input_shape[-1])
+        _archive(generator, encoder).write_out(str(tmp), verbose=False)
+        write_warmup_requests(tmp / WARMUP_FILE, latent_dim=generator.input_shape[-1],
+                              image_shape=generator.output_shape[1:] if encoder else None)
         if target.exists():  # another export took this version meanwhile
             raise ConfigError(f"{target} already exists; versions are never overwritten")
         tmp.rename(target)
@@ -89,9 +103,9 @@ def _read_run_config(run_dir):
     return config
 
 
-def _load_generator(run_dir, config):
-    path = run_dir / "generator.keras"
-    generator = load_saved(run_dir, "generator")
+def _load_generator(run_dir, config, name="generator"):
+    path = run_dir / f"{name}.keras"
+    generator = load_saved(run_dir, name)
     if len(generator.output_shape) != 4 or generator.output_shape[-1] not in (1, 3, 4):
         raise ConfigError(f"{path} outputs {generator.output_shape}; export needs images "
                           "[B, H, W, C] with 1, 3 or 4 channels")
@@ -100,6 +114,14 @@ def _load_generator(run_dir, config):
         raise ConfigError(f"{path} takes latent_dim {latent_dim} but config.json says "
                           f"{config['latent_dim']}")
     return generator
+
+
+def _load_encoder(run_dir, decoder):
+    encoder = load_saved(run_dir, "encoder")
+    if tuple(encoder.input_shape[1:]) != tuple(decoder.output_shape[1:]):
+        raise ConfigError(f"{run_dir / 'encoder.keras'} takes {encoder.input_shape[1:]} images but "
+                          f"the decoder makes {decoder.output_shape[1:]}")
+    return encoder
 
 
 def _choose_version(base_path, version):
@@ -114,8 +136,18 @@ def _choose_version(base_path, version):
     return version
 
 
-def _archive(generator):
-    """The two serving signatures over the generator in inference mode (batch norm frozen)."""
+def to_unit(images):
+    """uint8 pixels to [-1, 1] floats, as training sees them (``wgan_tf.data``)."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def encode_png(images):
+    return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
+
+
+def _archive(generator, encoder=None):
+    """The two serving signatures over the generator in inference mode (batch norm frozen), and
+    with an ``encoder`` the auto-encoder's two."""
     latent_dim = generator.input_shape[-1]
 
     def serving_default(latent):
@@ -123,8 +155,7 @@ def _archive(generator):
 
     def from_seeds(seeds):
         images = to_uint8(generator(latents_from_seeds(seeds, latent_dim), training=False))
-        png = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
-        return {"images": images, "png_bytes": png}
+        return {"images": images, "png_bytes": encode_png(images)}
 
     archive = keras.export.ExportArchive()
     archive.track(generator)
@@ -132,11 +163,32 @@ def _archive(generator):
                          input_signature=[tf.TensorSpec([None, latent_dim], tf.float32, "latent")])
     archive.add_endpoint("from_seeds", from_seeds,
                          input_signature=[tf.TensorSpec([None], tf.int64, "seeds")])
+    if encoder is not None:
+        _add_encoder_endpoints(archive, encoder, generator)
     return archive
 
 
-def warmup_requests(latent_dim, model_name=MODEL_NAME):
-    """PredictRequests that exercise both signatures at each size in WARMUP_BATCH_SIZES."""
+def _add_encoder_endpoints(archive, encoder, decoder):
+    def latent(images):
+        codes = encoder(to_unit(images), training=False)
+        return codes[0] if isinstance(codes, (list, tuple)) else codes  # a VAE's: the mean
+
+    def encode(images):
+        return {"latent": latent(images)}
+
+    def reconstruct(images):
+        reconstructed = to_uint8(decoder(latent(images), training=False))
+        return {"images": reconstructed, "png_bytes": encode_png(reconstructed)}
+
+    archive.track(encoder)
+    spec = [tf.TensorSpec([None, *encoder.input_shape[1:]], tf.uint8, "images")]
+    archive.add_endpoint("encode", encode, input_signature=spec)
+    archive.add_endpoint("reconstruct", reconstruct, input_signature=spec)
+
+
+def warmup_requests(latent_dim, model_name=MODEL_NAME, image_shape=None):
+    """PredictRequests that exercise both signatures at each size in WARMUP_BATCH_SIZES, and with
+    an auto-encoder's ``image_shape`` (H, W, C) ``encode`` and ``reconstruct`` too."""
     requests = []
     for n in WARMUP_BATCH_SIZES:
         latent = predict_pb2.PredictRequest()
@@ -147,15 +199,21 @@ def warmup_requests(latent_dim, model_name=MODEL_NAME):
         seeds.model_spec.name, seeds.model_spec.signature_name = model_name, "from_seeds"
         seeds.inputs["seeds"].CopyFrom(tf.make_tensor_proto(np.arange(n, dtype=np.int64)))
         requests += [latent, seeds]
+        for signature in ("encode", "reconstruct") if image_shape else ():
+            images = predict_pb2.PredictRequest()
+            images.model_spec.name, images.model_spec.signature_name = model_name, signature
+            images.inputs["images"].CopyFrom(
+                tf.make_tensor_proto(np.zeros((n, *image_shape), np.uint8)))
+            requests.append(images)
     return requests
 
 
-def write_warmup_requests(path, latent_dim):
+def write_warmup_requests(path, latent_dim, image_shape=None):
     """TF Serving's warm-up file: a TFRecord of PredictionLog protos, replayed at load time."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for request in warmup_requests(latent_dim):
+        for request in warmup_requests(latent_dim, image_shape=image_shape):
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())

@@ -338,3 +338,31 @@ def fid(images_a, images_b, weights_path, batch_size=50):
     """
     return frechet_distance(inception_features(images_a, weights_path, batch_size),
                             inception_features(images_b, weights_path, batch_size))
+
+
+# --- Wasserstein auto-encoders: sharpness and reconstruction ------------------------------------
+
+# ITU-R 601 luma, as tf.image.rgb_to_grayscale (the official code's conversion).
+_GRAY = np.array([0.2989, 0.5870, 0.1140], np.float32)
+_LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
+
+
+def sharpness(images):
+    """The WAE paper's sharpness, one value per image (Tolstikhin et al. 2018, Table 1; the
+    official code's ``compute_blurriness``): images in [-1, 1] to grayscale (0.2989, 0.5870,
+    0.1140; a 1-channel image as it is), convolved with the 3x3 Laplacian [[0, 1, 0], [1, -4, 1],
+    [0, 1, 0]] without padding, and the population variance of the result. Blurry images score
+    low. Returns float64 ``[N]``."""
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ConfigError(f"sharpness needs images [N, H, W, 1 or 3], got shape {images.shape}")
+    gray = images[..., 0] if images.shape[-1] == 1 else images @ _GRAY
+    response = tf.nn.conv2d(gray[..., None], _LAPLACIAN[..., None, None], strides=1,
+                            padding="VALID").numpy()
+    return response.reshape(len(images), -1).astype(np.float64).var(axis=1)
+
+
+def reconstruction_error(images, reconstructions):
+    """Mean squared pixel error on [-1, 1], over every pixel and channel of every image."""
+    images, reconstructions = (np.asarray(a, np.float64) for a in (images, reconstructions))
+    return float(np.mean((images - reconstructions) ** 2))

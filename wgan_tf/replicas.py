@@ -37,8 +37,21 @@ def replica_rows(sample):
 
 def gather_rows(local):
     """The global batch from every replica's rows, in replica order (the inverse of
-    ``replica_rows``); differentiable: each replica gets the gradient of its own rows back."""
+    ``replica_rows``).
+
+    Differentiable (``ReplicaContext.all_gather``'s own gradient: the sum over replicas of the
+    gathered gradients, sliced to this replica's rows): each replica gets back, for its own rows,
+    the gradient of the *sum of every replica's loss*. So a statistic of the gathered global batch,
+    which every replica computes in full, enters each replica's loss as ``replica_share(value)``;
+    the optimizer's all-reduce then sums the shares' gradients to the statistic's gradient
+    (tests/test_autoencoders.py checks this against one device)."""
     ctx = _context()
     if ctx.num_replicas_in_sync == 1:
         return local
     return ctx.all_gather(local, axis=0)
+
+
+def replica_share(value):
+    """This replica's share of a value every replica computes in full over the global batch (a
+    statistic of ``gather_rows``): the shares sum to the value, as ``global_mean`` shares do."""
+    return value / tf.cast(_context().num_replicas_in_sync, value.dtype)

@@ -18,7 +18,7 @@ import threading
 import keras
 import tensorflow as tf
 
-from wgan_tf import callbacks, data, distribute, models, rundir
+from wgan_tf import autoencoder, callbacks, data, distribute, models, rundir
 from wgan_tf.config import TrainConfig, make_optimizer
 from wgan_tf.errors import Stopped
 from wgan_tf.gan import GAN, WGAN
@@ -52,6 +52,8 @@ def build_model(config, strategy):
     """The model for ``config``, made and compiled inside ``strategy``'s scope."""
     with strategy.scope():
         keras.utils.set_random_seed(config.seed)
+        if config.autoencoder:  # --model wae, vae
+            return autoencoder.build(config, use_xla(config))
         generator, critic = models.build_pair(
             config.arch, config.image_size, config.channels, config.latent_dim, config.filters,
             critic_normalization="layer" if config.penalty == "gp" else "batch",
@@ -125,6 +127,10 @@ def _train(model, config, run_dir, manager, stop, progress, extra_callbacks, opt
                              else 1024, seed=config.seed),
         checkpoint,
     ]
+    if config.autoencoder:  # real above, reconstruction below (held-out images where known)
+        run_callbacks.insert(-1, callbacks.ReconstructionGrid(
+            os.path.join(run_dir, "samples"), tensorboard, config.sample_every,
+            data.held_out(config.dataset) or config.dataset, config, options))
     try:
         while int(model.step_counter.numpy()) < config.steps:
             _fit_periods(model, config, run_callbacks, options)

@@ -2,7 +2,8 @@
 
 ``load(spec, ...)`` picks the source from the spec string:
 
-- ``digits``: scikit-learn's bundled handwritten digits (offline), resized and scaled.
+- ``digits``: scikit-learn's bundled handwritten digits (offline), resized and scaled;
+  ``digits:train`` and ``digits:test`` split them four to one (``held_out``).
 - ``toy:8gaussians``, ``toy:25gaussians``, ``toy:swissroll``: 2-D points, batches ``[B, 2]``.
 - ``folder:PATH``, ``lsun-lmdb:PATH`` and any TFDS name such as ``lsun/bedroom``.
 
@@ -20,6 +21,12 @@ from wgan_tf.errors import ConfigError
 def point_dim(spec):
     """The dimension of a point dataset (2 for ``toy:*``), or None for image datasets."""
     return 2 if spec.startswith("toy:") else None
+
+
+def held_out(spec):
+    """The images a run trained on ``spec`` never saw, where the package knows them
+    (``digits:train`` -> ``digits:test``), else None."""
+    return {"digits:train": "digits:test"}.get(spec)
 
 
 def load(spec, image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0, **options):
@@ -40,8 +47,9 @@ def load(spec, image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0,
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     if channels not in (1, 3):
         raise ConfigError(f"channels must be 1 or 3, got {channels}")
-    if spec == "digits":
-        return builtin.digits(image_size, batch_size, channels, seed, skip_batches)
+    if spec == "digits" or spec.startswith("digits:"):
+        return builtin.digits(image_size, batch_size, channels, seed, skip_batches,
+                              split=spec.partition(":")[2] or None)
     if spec.startswith("toy:"):
         return builtin.toy(spec[len("toy:"):], batch_size, seed, skip_batches)
     source, target = _image_source(spec, options)
@@ -75,5 +83,6 @@ def _image_source(spec, options):
         if tfds_source.knows(spec, options.get("data_dir")):
             return tfds_source, spec
     raise ConfigError(
-        f"unknown dataset {spec!r}; use digits, toy:8gaussians, toy:25gaussians, toy:swissroll, "
-        "folder:PATH, lsun-lmdb:PATH or a TFDS name such as lsun/bedroom")
+        f"unknown dataset {spec!r}; use digits (or digits:train, digits:test), toy:8gaussians, "
+        "toy:25gaussians, toy:swissroll, folder:PATH, lsun-lmdb:PATH or a TFDS name such as "
+        "lsun/bedroom")

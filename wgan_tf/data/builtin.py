@@ -7,6 +7,10 @@ import tensorflow as tf
 from wgan_tf.errors import ConfigError
 
 TOY_DATASETS = ("8gaussians", "25gaussians", "swissroll")
+# ``digits:test`` is every HELD_OUT_EVERY-th digit (the images the digits classifier of
+# wgan_tf.metrics never trains on), ``digits:train`` the others, ``digits`` all of them.
+DIGITS_SPLITS = ("train", "test")
+HELD_OUT_EVERY = 5
 
 
 def _check_size(image_size):
@@ -14,9 +18,9 @@ def _check_size(image_size):
         raise ConfigError(f"image size must be a power of two, got {image_size}")
 
 
-def digits_array(image_size=64, channels=3):
-    """All 1797 scikit-learn digits as uint8 ``[N, size, size, channels]`` (white on black), and
-    their labels."""
+def digits_array(image_size=64, channels=3, split=None):
+    """The 1797 scikit-learn digits as uint8 ``[N, size, size, channels]`` (white on black), and
+    their labels: all of them, or the ``split`` "train" or "test" (``DIGITS_SPLITS``)."""
     from sklearn.datasets import load_digits
 
     _check_size(image_size)
@@ -24,7 +28,15 @@ def digits_array(image_size=64, channels=3):
     images = (bunch.images / 16.0 * 255.0).astype(np.float32)[..., None]  # 8x8, 0..16
     images = tf.image.resize(images, (image_size, image_size), method="bilinear")
     images = tf.repeat(images, channels, axis=-1) if channels > 1 else images
-    return np.round(np.clip(images.numpy(), 0, 255)).astype(np.uint8), bunch.target
+    images = np.round(np.clip(images.numpy(), 0, 255)).astype(np.uint8)
+    if split is None:
+        return images, bunch.target
+    if split not in DIGITS_SPLITS:
+        raise ConfigError(f"unknown dataset digits:{split}; use digits, digits:train or "
+                          "digits:test")
+    held_out = np.arange(len(images)) % HELD_OUT_EVERY == 0
+    keep = held_out if split == "test" else ~held_out
+    return images[keep], bunch.target[keep]
 
 
 def scale_to_unit(images):
@@ -44,8 +56,8 @@ def shuffled_batches(num_examples, batch_size, seed, skip_batches):
     return indices.skip(skip_batches)
 
 
-def digits(image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0):
-    images, _ = digits_array(image_size, channels)
+def digits(image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0, split=None):
+    images, _ = digits_array(image_size, channels, split)
     table = tf.constant(images)
     batches = shuffled_batches(len(images), batch_size, seed, skip_batches)
     return batches.map(lambda idx: scale_to_unit(tf.gather(table, idx)),

@@ -12,7 +12,8 @@ import time
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
+                                     model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 
 from wgan_tf.errors import ConfigError
@@ -78,6 +79,33 @@ class Client:
         return np.concatenate([self.predict("serving_default", {"latent": chunk})["images"]
                                for chunk in self._chunks(z)])
 
+    def reconstruct(self, images):
+        """An auto-encoder's reconstructions of uint8 ``images`` ``[N, H, W, C]`` (the model's
+        size, ``image_shape()``): uint8 ``[N, H, W, C]``."""
+        return np.concatenate([self.predict("reconstruct", {"images": chunk}, ["images"])["images"]
+                               for chunk in self._chunks(_images(images))])
+
+    def encode(self, images):
+        """An auto-encoder's codes of uint8 ``images`` ``[N, H, W, C]``: float32
+        ``[N, latent_dim]``."""
+        return np.concatenate([self.predict("encode", {"images": chunk})["latent"]
+                               for chunk in self._chunks(_images(images))])
+
+    def image_shape(self, signature="reconstruct"):
+        """(H, W, C) of the images ``signature`` takes, from the model's metadata; a model without
+        that signature (a GAN's generator has no ``reconstruct``) is a ``ServerError``."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = self.model_name
+        response = self._call(self._predict.GetModelMetadata, request)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        if "signature_def" in response.metadata:
+            response.metadata["signature_def"].Unpack(signatures)
+        if signature not in signatures.signature_def:
+            raise ServerError(f"model {self.model_name!r} at {self.address} has no {signature!r} "
+                              f"signature (it has {', '.join(sorted(signatures.signature_def))})")
+        info = signatures.signature_def[signature].inputs
+        return tuple(d.size for d in info["images"].tensor_shape.dim[1:])
+
     def predict(self, signature, inputs, output_filter=()):
         """One Predict call: ``{input name: array}`` -> ``{output name: array}``."""
         request = predict_pb2.PredictRequest()
@@ -141,6 +169,14 @@ class Client:
             else:
                 message = f"{self.address} refused the request: {code.name}: {e.details()}"
             raise ServerError(message, code) from None
+
+
+def _images(images):
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or not len(images):
+        raise ConfigError(f"images must be a non-empty uint8 [N, H, W, C] array, got "
+                          f"{images.dtype} {images.shape}")
+    return images
 
 
 def _seed_range(num, seed):
