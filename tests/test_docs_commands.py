@@ -14,7 +14,7 @@ the built-in ``digits``; ``evaluate`` compares 100 samples and drops ``--incepti
 path is tested in test_metrics.py); ``make demo`` runs with ``DEMO_STEPS=2``; experiments and
 benchmarks get their own smallest settings (``SCRIPT_FLAGS``) and write under the sandbox. A
 command that names a run directory, a model base path or a server that the document has not made
-gets a tiny one first. Ports 8500/8501 become free ports. Each document runs in its own sandbox
+gets a tiny one first (an image it reads: a digit). Ports 8500/8501 become free ports. Each document runs in its own sandbox
 directory, in which the repository's .venv, experiments/, benchmarks/ and serving/ are linked.
 """
 import dataclasses
@@ -111,6 +111,7 @@ SCRIPT_FLAGS = {  # the smallest settings of each documented script
     "benchmarks/serving.py": ["--repeats", "3", "--repeats-64", "1"],
     "benchmarks/input_pipeline.py": ["--images", "64", "--seconds", "1", "--warmup", "2"],
     "experiments/paper_claims.py": ["--steps", "2"],
+    "experiments/autoencoders.py": ["--steps", "2", "--filters", "8", "--seeds", "0"],
 }
 
 
@@ -186,6 +187,8 @@ class Sandbox:
     def serve(self, argv):
         """Starts ``wgan-tf serve ARGV`` on free ports; returns (grpc port, rest port)."""
         documented = int(flag(argv, "--port", "8500"))
+        if documented in self.servers:  # the document starts another server on that port
+            self.stop(documented)
         base = flag(argv, "--model-base-path", "saved_models/wgan")
         self.ensure_model(base)
         grpc_port, rest_port = free_port(), free_port()
@@ -204,11 +207,24 @@ class Sandbox:
             self.serve(["serve", "--port", str(port)])
         return self.servers[port]
 
+    def stop(self, documented):
+        process, _, _ = self.servers.pop(documented)
+        process.send_signal(signal.SIGTERM)
+        _, log = process.communicate(timeout=60)
+        assert process.returncode == 0, log
+
     def close(self):
-        for process, _, _ in self.servers.values():
-            process.send_signal(signal.SIGTERM)
-            _, log = process.communicate(timeout=60)
-            assert process.returncode == 0, log
+        for documented in list(self.servers):
+            self.stop(documented)
+
+    def ensure_image(self, path):
+        """A digit as a PNG, where a command reads an image the document does not make."""
+        if not (self.path / path).exists():
+            from PIL import Image
+
+            from wgan_tf.data.builtin import digits_array
+
+            Image.fromarray(digits_array(16, 1)[0][0][..., 0]).save(self.path / path)
 
 
 def free_port():
@@ -268,6 +284,8 @@ def run_wgan_tf(sandbox, argv):
     if verb == "generate":
         documented = int(flag(argv, "--server", "localhost:8500").rsplit(":", 1)[1])
         _, grpc_port, _ = sandbox.server_for(documented)
+        if flag(argv, "--reconstruct"):
+            sandbox.ensure_image(flag(argv, "--reconstruct"))
         return sandbox.wgan_tf(*set_flag(argv, "--server", f"localhost:{grpc_port}"))
     raise AssertionError(f"no rule runs wgan-tf {verb}")
 
