@@ -175,7 +175,7 @@ class Sandbox:
         return result
 
     def ensure_run(self, run_dir):
-        if not (self.path / run_dir / "generator.keras").exists():
+        if not (self.path / run_dir / "config.json").exists():
             self.wgan_tf("train", *shrink_train(["--image-size", "16", "--channels", "1",
                                                  "--out", run_dir]))
 
