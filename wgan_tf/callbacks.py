@@ -33,15 +33,16 @@ class StopAtIteration(keras.callbacks.Callback):
 
 
 class StopOnRequest(keras.callbacks.Callback):
-    """Ends ``fit`` after the step under way when ``requested()`` says so (a signal arrived), by
-    raising ``TrainingInterrupted``: the epoch's logging is skipped, the caller saves a checkpoint.
-    """
+    """Ends ``fit`` before the next step when ``requested()`` says so (a signal arrived), by
+    raising ``TrainingInterrupted``; the caller saves a checkpoint. Asked before a step, not after
+    one: a step that ends a logging period has then been logged (``on_epoch_end``) by the time the
+    checkpoint at it is saved, so the resumed run does not miss its row."""
 
     def __init__(self, requested):
         super().__init__()
         self.requested = requested
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
         if self.requested():
             raise TrainingInterrupted("stop requested")
 

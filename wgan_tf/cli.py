@@ -88,6 +88,8 @@ def main(argv=None):
         print(f"wgan-tf {args.command}: {e}", file=sys.stderr)
         return 128 + e.signum
     except WorkerLost as e:
+        if args.verbose and e.__cause__ is not None:
+            print(f"{type(e.__cause__).__name__}: {e.__cause__}", file=sys.stderr)
         print(f"wgan-tf {args.command}: error: {e}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         # Not a normal exit: after a failed collective, TensorFlow's coordination service spends

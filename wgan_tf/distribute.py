@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -239,32 +240,32 @@ class Job:
 # -- A worker lost ---------------------------------------------------------------------------------
 
 # What the error messages of TensorFlow's collectives and coordination service say when a peer
-# died, hung or went out of step (TF 2.21), and what that means for the user.
+# died, hung or went out of step (TF 2.21), most specific first, and what that means for the user
+# ({peer}: the first task the message names after the sign).
 _LOST = (
-    ("stopped sending heartbeats", "stopped (no heartbeat)"),
+    ("stopped sending heartbeats", "{peer} stopped (no heartbeat)"),
     ("Collective has timed out", "a collective operation timed out (a worker is stuck or gone)"),
     ("Shape mismatch in the collective instance",
      "the workers went out of step (they ran different collective operations)"),
-    ("Collective ops is aborted by:", "lost contact with another worker"),
-    ("Socket closed", "lost contact with another worker"),
-    ("Connection reset by peer", "lost contact with another worker"),
-    ("failed to connect to all addresses", "cannot reach another worker"),
+    ("Connection reset by peer", "lost contact with {peer} (connection reset)"),
+    ("Socket closed", "lost contact with {peer} (socket closed)"),
+    ("failed to connect to all addresses", "cannot reach {peer}"),
+    ("Collective ops is aborted by:", "lost contact with {peer}"),
 )
+_TASK = re.compile(r"/job:\w+/replica:\d+/task:\d+")
 
 
 def worker_lost(error):
     """A ``WorkerLost`` explaining ``error`` (a ``tf.errors.OpError``) when it says that another
     worker of the job died, hung or went out of step; None for other errors."""
-    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()
-             if line.strip()]
-    for i, line in enumerate(lines):
-        for sign, meaning in _LOST:
-            if sign in line:
-                if sign == "stopped sending heartbeats":
-                    who = next((w for w in lines[i + 1:] if w.startswith("/job:")), "a worker")
-                    meaning = f"{who} {meaning}"
-                return WorkerLost(meaning)
+    text = str(getattr(error, "message", error))
+    for sign, meaning in _LOST:
+        where = text.find(sign)
+        if where >= 0:
+            peer = _TASK.search(text, where)
+            return WorkerLost(meaning.format(peer=peer.group(0) if peer else "another worker"))
     if isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                           tf.errors.AbortedError)):
-        return WorkerLost(f"lost contact with another worker ({lines[0] if lines else error})")
+        first = (text.strip().splitlines() or [type(error).__name__])[0]
+        return WorkerLost(f"lost contact with another worker ({first})")
     return None
