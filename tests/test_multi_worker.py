@@ -11,8 +11,10 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -28,10 +30,11 @@ METRICS = ("wasserstein", "critic_loss", "generator_loss")
 
 
 class LocalJob:
-    """``wgan-tf ARGS`` once per task of a two-task cluster on localhost, each with its own
-    ``TF_CONFIG``, output files and ``TMPDIR`` (so that what a worker leaves behind shows)."""
+    """``wgan-tf ARGS`` (or another ``command``) once per task of a two-task cluster on
+    localhost, each with its own ``TF_CONFIG``, output files and ``TMPDIR`` (so that what a worker
+    leaves behind shows)."""
 
-    def __init__(self, directory, *args, layout="worker"):
+    def __init__(self, directory, *args, layout="worker", command=WGAN_TF):
         self.directory = directory
         tasks = LAYOUTS[layout]
         addresses = [f"127.0.0.1:{port}" for port in free_ports(len(tasks))]
@@ -46,7 +49,7 @@ class LocalJob:
                            TMPDIR=str(directory / f"tmp{i}"))
             with open(directory / f"{i}.out", "w") as out, open(directory / f"{i}.err", "w") as err:
                 self.processes.append(subprocess.Popen(
-                    [WGAN_TF, *map(str, args)], stdout=out, stderr=err, env=env,
+                    [command, *map(str, args)], stdout=out, stderr=err, env=env,
                     start_new_session=True))
 
     def wait(self, timeout):
@@ -136,6 +139,63 @@ def test_chief_and_worker_train_the_run_of_one_process_with_two_devices(tmp_path
     assert weights < 1e-5 and metrics < 1e-5
     assert run_files(run_dir) == run_files(reference)  # nothing more, nothing less
     assert job.leftovers() == []
+
+
+# -- fit from Python: the standard-GAN baseline, a plain dataset and split_batches ---------------
+
+FIT = """
+import sys
+import numpy as np
+from wgan_tf import distribute
+
+strategy = distribute.make_strategy()  # MultiWorkerMirroredStrategy under TF_CONFIG, first
+import keras
+from wgan_tf import data, models
+from wgan_tf.gan import GAN
+
+
+def fit(make_dataset):
+    with strategy.scope():
+        keras.utils.set_random_seed(1)  # also digits' shuffle's global seed: before the dataset
+        model = GAN(*models.build_pair("dcgan", 16, 1, 8, 8), seed=1)
+        model.compile(jit_compile=False)
+    model.fit(make_dataset(), steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)
+    return [w.numpy() for w in model.generator.weights + model.critic.weights]
+
+
+plain = fit(lambda: data.load("digits", 16, 8, 1, seed=1))
+split = fit(lambda: distribute.split_batches(
+    strategy, lambda rows: data.load("digits", 16, 8, 1, seed=1, rows=rows), 8))
+np.savez(sys.argv[1], *plain, *split)
+"""
+
+
+@pytest.mark.timeout(240)
+def test_fit_from_python_under_tf_config(tmp_path):
+    """The GAN baseline's ``fit`` in two worker processes, on a plain dataset and on each worker's
+    rows, equals ``fit`` in one process with two devices (MirroredStrategy, this process)."""
+    from wgan_tf import data, distribute, models
+    from wgan_tf.gan import GAN
+
+    with LocalJob(tmp_path / "logs", "-c", FIT, tmp_path / "weights.npz", command=sys.executable,
+                  layout="chief") as job:
+        assert job.wait(180) == [0, 0], job.err(0) + job.err(1)
+    strategy = distribute.make_strategy(2)
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        model = GAN(*models.build_pair("dcgan", 16, 1, 8, 8), seed=1)
+        model.compile(jit_compile=False)
+    model.fit(data.load("digits", 16, 8, 1, seed=1), steps_per_epoch=3, epochs=1, verbose=0,
+              shuffle=False)
+    reference = [w.numpy() for w in model.generator.weights + model.critic.weights]
+    saved = np.load(tmp_path / "weights.npz")
+    weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    plain, split = weights[:len(reference)], weights[len(reference):]
+    differences = [max(float(np.max(np.abs(a - b))) for a, b in zip(run, reference))
+                   for run in (plain, split)]
+    print(f"gan, fit on 2 workers (plain dataset, split_batches) vs 2 devices: max |weight "
+          f"difference| {differences}")
+    assert max(differences) < 1e-6
 
 
 # -- A signal to one worker, and the rerun -------------------------------------------------------
