@@ -22,7 +22,6 @@ import argparse
 import collections
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -110,27 +109,16 @@ def kind(scope, elements, batch_norm_layers):
     return "metrics" if elements == 1 else "batch-norm synchronisations, backward"
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def measure(workers, argv, timeout):
     """Runs ``workers`` processes of this script; returns the chief's result."""
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(workers)]
+    from wgan_tf.distribute import local_cluster
+
     processes = []
-    for index in range(workers):
+    for tf_config in local_cluster(workers) if workers > 1 else [None]:
         env = dict(os.environ, **{ROLE: "1"})
         env.pop("TF_CONFIG", None)
-        if workers > 1:
-            env["TF_CONFIG"] = json.dumps({"cluster": {"worker": addresses},
-                                           "task": {"type": "worker", "index": index}})
+        if tf_config:
+            env["TF_CONFIG"] = tf_config
         processes.append(subprocess.Popen([sys.executable, __file__, *argv], env=env,
                                           stdout=subprocess.PIPE, text=True,
                                           start_new_session=True))

@@ -1,7 +1,6 @@
 """Small configurations that train in seconds on a CPU, and running the ``wgan-tf`` command as a
 user does, in a fresh process."""
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -61,15 +60,3 @@ def wait_for(predicate, timeout=120, what="a condition", process=None):
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
 
-
-def free_ports(count):
-    """``count`` distinct TCP ports that were free on localhost a moment ago (each bound at once,
-    so none is handed out twice, then released for the processes that will listen on them)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()

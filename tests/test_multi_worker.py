@@ -19,13 +19,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import TINY_FLAGS, WGAN_TF, free_ports, user_env, wait_for, wgan_tf
+from wgan_tf import distribute
+from wgan_tf.errors import ConfigError
+from helpers import TINY_FLAGS, WGAN_TF, user_env, wait_for, wgan_tf
 from test_train_process import logged_iterations, metrics_rows
 
-LAYOUTS = {  # TFJob's two layouts: workers only (worker 0 is the chief), or a Chief replica
-    "worker": [("worker", 0), ("worker", 1)],
-    "chief": [("chief", 0), ("worker", 0)],
-}
 METRICS = ("wasserstein", "critic_loss", "generator_loss")
 
 
@@ -34,19 +32,13 @@ class LocalJob:
     localhost, each with its own ``TF_CONFIG``, output files and ``TMPDIR`` (so that what a worker
     leaves behind shows)."""
 
-    def __init__(self, directory, *args, layout="worker", command=WGAN_TF):
-        self.directory = directory
-        tasks = LAYOUTS[layout]
-        addresses = [f"127.0.0.1:{port}" for port in free_ports(len(tasks))]
-        cluster = {}
-        for (kind, _), address in zip(tasks, addresses):
-            cluster.setdefault(kind, []).append(address)
+    def __init__(self, directory, *args, chief=False, command=WGAN_TF):
+        # TFJob's two layouts: workers only (worker 0 is the chief), or a Chief replica and workers
         self.processes = []
-        for i, (kind, index) in enumerate(tasks):
+        self.directory = directory
+        for i, tf_config in enumerate(distribute.local_cluster(2, chief=chief)):
             (directory / f"tmp{i}").mkdir(parents=True)
-            env = user_env(TF_CONFIG=json.dumps({"cluster": cluster,
-                                                 "task": {"type": kind, "index": index}}),
-                           TMPDIR=str(directory / f"tmp{i}"))
+            env = user_env(TF_CONFIG=tf_config, TMPDIR=str(directory / f"tmp{i}"))
             with open(directory / f"{i}.out", "w") as out, open(directory / f"{i}.err", "w") as err:
                 self.processes.append(subprocess.Popen(
                     [command, *map(str, args)], stdout=out, stderr=err, env=env,
@@ -118,6 +110,67 @@ def one_line(text):
     return lines[-1] if lines else ""
 
 
+# -- TF_CONFIG, and what a lost worker's errors say (in this process) ---------------------------
+
+def test_tasks_from_tf_config():
+    cluster = {"chief": ["c:2222"], "worker": ["w0:2222", "w1:2222"]}
+    tasks = [distribute.cluster_task({"TF_CONFIG": json.dumps(
+        {"cluster": cluster, "task": {"type": kind, "index": index}})})
+        for kind, index in (("chief", 0), ("worker", 0), ("worker", 1))]
+    assert [(t.id, t.chief, t.workers, t.name) for t in tasks] == [
+        (0, True, 3, "/job:chief/replica:0/task:0"), (1, False, 3, "/job:worker/replica:0/task:0"),
+        (2, False, 3, "/job:worker/replica:0/task:1")]
+    no_chief = distribute.cluster_task({"TF_CONFIG": json.dumps(
+        {"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}})})
+    assert no_chief.chief and no_chief.workers == 2
+    assert distribute.cluster_task({}) is None
+    assert distribute.cluster_task({"TF_CONFIG": "{}"}) is None
+
+
+@pytest.mark.parametrize("tf_config,message", [
+    ("{nope", "TF_CONFIG is not JSON"),
+    ({"cluster": {"worker": ["a:1"], "ps": ["b:1"]}, "task": {"type": "worker", "index": 0}},
+     "a ps job: wgan-tf trains with MultiWorkerMirroredStrategy"),
+    ({"cluster": {"worker": ["a:1"]}, "task": {"type": "evaluator", "index": 0}},
+     "task type 'evaluator'"),
+    ({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}},
+     "task worker 1 is not in its cluster"),
+    ({"cluster": {"chief": ["a:1", "b:1"]}, "task": {"type": "chief", "index": 0}},
+     "more than one chief"),
+])
+def test_bad_tf_config_is_one_line(tf_config, message):
+    text = tf_config if isinstance(tf_config, str) else json.dumps(tf_config)
+    with pytest.raises(ConfigError, match=message):
+        distribute.cluster_task({"TF_CONFIG": text})
+
+
+def test_several_cpu_devices_per_worker_are_refused(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", distribute.local_cluster(2)[0])
+    with pytest.raises(ConfigError, match="one replica per worker"):
+        distribute.make_strategy(2)
+
+
+@pytest.mark.parametrize("error,line", [
+    (tf.errors.UnavailableError(None, None, "Collective ops is aborted by: Error reported from "
+                                "/job:worker/task:1: The following tasks are unhealthy (stopped "
+                                "sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks "
+                                "have crashed."), "/job:worker/replica:0/task:1 stopped (no heartbeat)"),
+    (tf.errors.UnavailableError(None, None, "{{function_node x_/job:worker/replica:0/task:0/device:"
+                                "CPU:0}} Collective ops is aborted by: recvmsg:Connection reset by "
+                                "peer\nAdditional GRPC error information from remote target "
+                                "/job:chief/replica:0/task:0 while calling RecvBuf"),
+     "lost contact with /job:chief/replica:0/task:0 (connection reset)"),
+    (tf.errors.DeadlineExceededError(None, None, "Collective has timed out during execution."),
+     "a collective operation timed out (a worker is stuck or gone)"),
+    (tf.errors.InternalError(None, None, "Shape mismatch in the collective instance 100."),
+     "the workers went out of step (they ran different collective operations)"),
+    (tf.errors.InvalidArgumentError(None, None, "every image of a batch failed to decode"), None),
+])
+def test_what_a_lost_worker_error_says(error, line):
+    lost = distribute.worker_lost(error)
+    assert (lost if lost is None else str(lost).split(";")[0]) == line
+
+
 # -- Two workers compute the run of one process with two devices ---------------------------------
 
 GP = [*TINY_FLAGS, "--penalty", "gp", "--steps", 4, "--log-every", 1, "--checkpoint-every", 2]
@@ -129,7 +182,7 @@ def test_chief_and_worker_train_the_run_of_one_process_with_two_devices(tmp_path
     reference = str(tmp_path / "devices2")
     wgan_tf("train", *GP, "--devices", 2, "--out", reference)
     run_dir = str(tmp_path / "job")
-    with LocalJob(tmp_path / "logs", "train", *GP, "--out", run_dir, layout="chief") as job:
+    with LocalJob(tmp_path / "logs", "train", *GP, "--out", run_dir, chief=True) as job:
         assert job.wait(240) == [0, 0], job.err(0) + job.err(1)
     assert "on 2 workers x 1 CPU device (this is /job:chief/replica:0/task:0)" in job.out(0)
     assert "(this is /job:worker/replica:0/task:0)" in job.out(1)
@@ -174,11 +227,11 @@ np.savez(sys.argv[1], *plain, *split)
 def test_fit_from_python_under_tf_config(tmp_path):
     """The GAN baseline's ``fit`` in two worker processes, on a plain dataset and on each worker's
     rows, equals ``fit`` in one process with two devices (MirroredStrategy, this process)."""
-    from wgan_tf import data, distribute, models
+    from wgan_tf import data, models
     from wgan_tf.gan import GAN
 
     with LocalJob(tmp_path / "logs", "-c", FIT, tmp_path / "weights.npz", command=sys.executable,
-                  layout="chief") as job:
+                  chief=True) as job:
         assert job.wait(180) == [0, 0], job.err(0) + job.err(1)
     strategy = distribute.make_strategy(2)
     with strategy.scope():

@@ -28,6 +28,7 @@ import functools
 import json
 import os
 import re
+import socket
 
 import numpy as np
 import tensorflow as tf
@@ -134,6 +135,27 @@ def cluster_task(environ=None):
         raise ConfigError(f"TF_CONFIG task {kind} {index} is not in its cluster")
     chiefs = len(cluster.get("chief", ()))
     return Task(kind, index, chiefs, chiefs + len(cluster.get("worker", ())))
+
+
+def local_cluster(workers, chief=False):
+    """``TF_CONFIG`` values (JSON text), one per task, for a job of ``workers`` processes on this
+    machine, each task on a port that was free a moment ago (all bound at once, so none twice); the
+    first task is a ``chief`` with ``chief=True``, as a TFJob with a Chief replica has. For trying
+    a multi-worker job on one machine, and for its tests."""
+    sockets = [socket.socket() for _ in range(workers)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+    tasks = [("chief", 0)] * chief + [("worker", i) for i in range(workers - chief)]
+    cluster = {}
+    for (kind, _), address in zip(tasks, addresses):
+        cluster.setdefault(kind, []).append(address)
+    return [json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})
+            for kind, index in tasks]
 
 
 @functools.lru_cache(maxsize=None)

@@ -147,8 +147,8 @@ def _claim(job, run_dir, config):
             config = rundir.store_config(run_dir, config)
         except ConfigError as e:
             error = e
-    chief_failed = job.gather(error is not None)[0, 0]
     try:
+        chief_failed = job.gather(error is not None)[0, 0]
         if error is not None:
             raise error
         if chief_failed:
