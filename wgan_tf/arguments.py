@@ -55,7 +55,8 @@ def train(parser):
     a("--sample-every", type=int, default=d["sample_every"].default)
     a("--checkpoint-every", type=int, default=d["checkpoint_every"].default)
     a("--jit-compile", default=d["jit_compile"].default, choices=("auto", "on", "off"),
-      help="XLA for the training step (auto: where it was measured faster)")
+      help="XLA for the training step (auto: where it was measured faster, and not in a "
+           "multi-worker job)")
     a("--data-dir", default=None, help="TFDS data directory")
     a("--data-cache", default=None, metavar="DIR",
       help="folder/LMDB sources: decode every image once into DIR (for small sets)")

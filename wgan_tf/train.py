@@ -44,9 +44,12 @@ def run(args):
 
 def use_xla(config):
     """``--jit-compile auto``: XLA on GPUs; on CPU where benchmarks/train_throughput.py measured it
-    faster (see docs/BENCHMARKS.md)."""
+    faster (see docs/BENCHMARKS.md). Not in a multi-worker job: a step whose all-reduces cross
+    machines has not been run with XLA here (no GPUs), so ``on`` must ask for it."""
     if config.jit_compile != "auto":
         return config.jit_compile == "on"
+    if distribute.cluster_task() is not None:
+        return False
     return bool(tf.config.list_physical_devices("GPU")) or CPU_XLA_FASTER
 
 
