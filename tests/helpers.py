@@ -59,4 +59,3 @@ def wait_for(predicate, timeout=120, what="a condition", process=None):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
-
