@@ -33,7 +33,9 @@ setup(
     python_requires=">=3.10,<3.13",
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "dev": ["pytest==8.4.2", "pytest-timeout==2.4.0"],
+        # kubeflow-training: the TFJob model that tests/test_deploy.py checks deploy/kubernetes
+        # against (test-only; training needs no Kubernetes client).
+        "dev": ["pytest==8.4.2", "pytest-timeout==2.4.0", "kubeflow-training==1.9.4"],
         "and-cuda": ["tensorflow[and-cuda]==2.21.0"],
     },
     entry_points={"console_scripts": ["wgan-tf=wgan_tf.cli:main"]},

@@ -8,7 +8,9 @@
 #   3. `serving-python`, whose container must turn healthy (its HEALTHCHECK asks gRPC health),
 #      runs as a non-root user, answers the package's Client and `wgan-tf generate` from the
 #      host, and stops cleanly on `docker stop` (exit status 0 or 143, before the kill timeout);
-#   4. docker-compose.yml runs the server and its one-shot client, which writes a grid.
+#   4. docker-compose.yml runs the server and its one-shot client, which writes a grid;
+#   5. its multi-worker profile trains a chief and a worker container as one multi-worker job
+#      (TF_CONFIG, MultiWorkerMirroredStrategy) for 2 iterations, then resumes the run to 4.
 #
 # Usage: docker/test.sh   (make docker-test). Exit 0: passed, or skipped because Docker cannot
 # run here and this is not CI (one SKIP line says why). In CI (CI=true) Docker is installed and
@@ -65,7 +67,9 @@ compose=()
 cleanup() {
     local status=$?
     set +e
-    if [ ${#compose[@]} -gt 0 ]; then "${compose[@]}" down --volumes --timeout 10 >/dev/null 2>&1; fi
+    if [ ${#compose[@]} -gt 0 ]; then
+        "${compose[@]}" --profile multi-worker down --volumes --timeout 10 >/dev/null 2>&1
+    fi
     "$DOCKER" rm --force --volumes "$id-serve" "$id-export" >/dev/null 2>&1
     "$DOCKER" volume rm -f "$id-runs" >/dev/null 2>&1
     "$DOCKER" image rm -f "$id-context" >/dev/null 2>&1
@@ -228,6 +232,32 @@ print(*[x.getsockname()[1] for x in s])')
     }
     [ -s "$work/compose-out/grid.png" ] || fail "the compose client wrote no grid.png"
     log "compose client wrote grid.png ($(stat -c %s "$work/compose-out/grid.png") bytes)"
+
+    # 5. Two training containers, one job: 2 iterations, then the rerun resumes to 4.
+    multi=("${compose[@]}" --profile multi-worker)
+    services=(train-chief train-worker)
+    for steps in 2 4; do
+        step "multi-worker profile: a chief and a worker train to iteration $steps"
+        WGAN_TF_STEPS=$steps "${multi[@]}" up --no-build --force-recreate "${services[@]}" \
+            >"$work/multi-worker-$steps.log" 2>&1 || {
+            quiet_tf <"$work/multi-worker-$steps.log" | tail -n 30 >&2
+            fail "docker compose up of the multi-worker profile"
+        }
+        for service in "${services[@]}"; do
+            container=$("$DOCKER" ps --all --quiet --filter "label=com.docker.compose.project=$id" \
+                --filter "label=com.docker.compose.service=$service")
+            code=$("$DOCKER" inspect --format '{{.State.ExitCode}}' "$container")
+            "$DOCKER" logs "$container" >"$work/$service-$steps.log" 2>&1
+            [ "$code" = 0 ] || { quiet_tf <"$work/$service-$steps.log" | tail -n 20 >&2; fail "$service exited $code"; }
+        done
+    done
+    grep -q "starting of 2 on 2 workers x 1 CPU device (this is /job:chief/" "$work/train-chief-2.log" ||
+        fail "the chief did not train as one of 2 workers: $(quiet_tf <"$work/train-chief-2.log" | tail -n 3)"
+    grep -q "resuming at generator iteration 2 of 4 on 2 workers" "$work/train-chief-4.log" ||
+        fail "the rerun did not resume at iteration 2: $(quiet_tf <"$work/train-chief-4.log" | tail -n 3)"
+    rows=$("$DOCKER" run --rm -v "${id}_runs:/runs" --entrypoint cut "$train" -d, -f1 /runs/multi-worker/metrics.csv | tr '\n' ' ')
+    [ "$rows" = "generator_iteration 1 2 3 4 " ] || fail "metrics.csv of the multi-worker run: $rows"
+    log "multi-worker: 2 containers trained 2 iterations, then resumed to 4; metrics.csv rows: $rows"
 fi
 
 step "done"

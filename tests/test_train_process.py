@@ -135,6 +135,22 @@ def test_sigterm_at_64x64_stops_within_seconds(tmp_path):
     assert stop_seconds < 20, stop_seconds
 
 
+def test_sigterm_between_iterations_logs_the_iteration_it_stops_at(tmp_path):
+    """Without the boost the stop comes at a step boundary: the iteration checkpointed there was
+    logged too, so the resumed run has every row once."""
+    run_dir = str(tmp_path / "run")
+    flags = [*TINY_FLAGS, "--no-critic-boost", "--log-every", 1, "--checkpoint-every", 100]
+    process = start_wgan_tf("train", *flags, "--steps", 1000, "--out", run_dir)
+    wait_for(lambda: len(metrics_rows(run_dir)) >= 2, what="two logged iterations",
+             process=process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    stopped_at = int(err.split("generator iteration ")[1].split()[0])
+    wgan_tf("train", *flags, "--steps", stopped_at + 2, "--out", run_dir)
+    assert logged_iterations(run_dir) == list(range(1, stopped_at + 3))
+
+
 # -- crashes -------------------------------------------------------------------------------------
 
 def test_kill_9_between_checkpoints_then_resume_logs_each_iteration_once(tmp_path):

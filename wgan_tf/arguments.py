@@ -7,7 +7,7 @@ settings; ``None`` defaults are resolved there, per model, penalty and dataset.
 """
 import argparse
 
-from wgan_tf.config import PENALTIES, TrainConfig
+from wgan_tf.config import COLLECTIVE_TIMEOUT, PENALTIES, TrainConfig
 
 def train(parser):
     d = TrainConfig.__dataclass_fields__
@@ -62,12 +62,17 @@ def train(parser):
            "(default %(default)s)")
     a("--seed", type=int, default=d["seed"].default)
     a("--devices", type=int, default=d["devices"].default,
-      help="replicas: GPUs, or logical CPU devices where there is no GPU")
+      help="replicas: GPUs, or logical CPU devices where there is no GPU; per worker under "
+           "TF_CONFIG (a multi-worker job: one per worker on CPUs)")
+    a("--collective-timeout", type=float, default=COLLECTIVE_TIMEOUT, metavar="SECONDS",
+      help="multi-worker jobs (TF_CONFIG): how long a worker waits for the others in a "
+           "collective before it stops with an error (default %(default)s)")
     a("--log-every", type=int, default=d["log_every"].default, help="metrics.csv row period")
     a("--sample-every", type=int, default=d["sample_every"].default)
     a("--checkpoint-every", type=int, default=d["checkpoint_every"].default)
     a("--jit-compile", default=d["jit_compile"].default, choices=("auto", "on", "off"),
-      help="XLA for the training step (auto: where it was measured faster)")
+      help="XLA for the training step (auto: where it was measured faster, and not in a "
+           "multi-worker job)")
     a("--data-dir", default=None, help="TFDS data directory")
     a("--data-cache", default=None, metavar="DIR",
       help="folder/LMDB sources: decode every image once into DIR (for small sets)")

@@ -5,6 +5,7 @@ paper's x-axis), read from the model's counter.
 """
 import csv
 import os
+import tempfile
 
 import keras
 import numpy as np
@@ -33,15 +34,16 @@ class StopAtIteration(keras.callbacks.Callback):
 
 
 class StopOnRequest(keras.callbacks.Callback):
-    """Ends ``fit`` after the step under way when ``requested()`` says so (a signal arrived), by
-    raising ``TrainingInterrupted``: the epoch's logging is skipped, the caller saves a checkpoint.
-    """
+    """Ends ``fit`` before the next step when ``requested()`` says so (a signal arrived), by
+    raising ``TrainingInterrupted``; the caller saves a checkpoint. Asked before a step, not after
+    one: a step that ends a logging period has then been logged (``on_epoch_end``) by the time the
+    checkpoint at it is saved, so the resumed run does not miss its row."""
 
     def __init__(self, requested):
         super().__init__()
         self.requested = requested
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
         if self.requested():
             raise TrainingInterrupted("stop requested")
 
@@ -144,11 +146,20 @@ class SampleGrid(keras.callbacks.Callback):
 class RunCheckpoint(keras.callbacks.Callback):
     """Saves a ``tf.train.CheckpointManager`` checkpoint every ``every`` steps and at the end, plus
     every network as ``NAME.keras`` in the run directory (``generator.keras`` and ``critic.keras``
-    for a GAN), each written atomically."""
+    for a GAN), each written atomically.
 
-    def __init__(self, manager, run_dir, every):
+    In a multi-worker job every worker saves, as TensorFlow's multi-worker checkpointing asks
+    (a save may need every worker's variables): the chief (``chief=True``) into the run
+    directory, the others into a temporary directory that they delete at once.
+    """
+
+    def __init__(self, manager, run_dir, every, chief=True):
         super().__init__()
-        self.manager, self.run_dir, self.every = manager, run_dir, every
+        self.manager, self.run_dir, self.every, self.chief = manager, run_dir, every, chief
+        # The step of the newest checkpoint, known alike on every worker (the others never see
+        # the chief's manager change).
+        latest = manager.latest_checkpoint
+        self.saved_step = int(latest.rsplit("-", 1)[1]) if latest else None
 
     def on_epoch_end(self, epoch, logs=None):
         if _step(self.model) % self.every == 0:
@@ -161,7 +172,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         """A checkpoint at the current step, unless there is one: a stop requested halfway
         through the critic boost then resumes from that checkpoint and redoes the boost."""
         step = _step(self.model)
-        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
+        if step == self.saved_step:
+            return
+        self.saved_step = step
+        if not self.chief:
+            with tempfile.TemporaryDirectory(prefix="wgan-tf-worker-checkpoint-") as scratch:
+                tf.train.CheckpointManager(self.manager.checkpoint, scratch, max_to_keep=1).save(
+                    checkpoint_number=step)
             return
         self.manager.save(checkpoint_number=step)
         for name, network in self.model.networks().items():

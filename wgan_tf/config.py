@@ -26,6 +26,10 @@ SWAPPED_ADAM = dict(beta_1=0.5, beta_2=0.999, epsilon=1e-8)
 BOOST_CRITIC_ITERATIONS = 100
 BOOST_FIRST = 25
 BOOST_EVERY = 500
+# Multi-worker jobs: seconds a collective waits for the other workers (--collective-timeout). It
+# must exceed any pause of one worker that the others wait through (the chief's saves, the first
+# step's tracing); a worker whose process is gone is noticed sooner, by the missing heartbeat.
+COLLECTIVE_TIMEOUT = 600.0
 
 # Wasserstein auto-encoders (Tolstikhin et al. 2018), the official MNIST setting (tolstikhin/wae,
 # configs.py): Adam(1e-3, beta1 0.5) for the encoder and decoder, Adam(5e-4, beta1 0.5) for WAE-GAN's

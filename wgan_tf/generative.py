@@ -147,6 +147,7 @@ class GenerativeModel(keras.Model):
             self.before_step(iterator)
             return step(iterator)
 
+        function.step = step  # the traced step, for inspection (benchmarks/multi_worker.py)
         self.train_function = function
         return function
 

@@ -8,7 +8,9 @@
 - ``folder:PATH``, ``lsun-lmdb:PATH`` and any TFDS name such as ``lsun/bedroom``.
 
 Streams are deterministic under ``seed`` and start at batch ``skip_batches``, which is how a resumed
-run continues exactly where it stopped: a checkpoint records how many batches it consumed.
+run continues exactly where it stopped: a checkpoint records how many batches it consumed. With
+``rows=(start, stop)`` a stream is the same batches cut to those rows, of which only those are read
+and decoded: how each worker of a multi-worker job reads its share of every global batch.
 """
 import importlib
 import os
@@ -29,9 +31,13 @@ def held_out(spec):
     return {"digits:train": "digits:test"}.get(spec)
 
 
-def load(spec, image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0, **options):
+def load(spec, image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0, rows=None,
+         **options):
     """A ``tf.data.Dataset`` of float32 batches ``[batch_size, image_size, image_size, channels]``
     in [-1, 1] (``[batch_size, 2]`` for ``toy:`` specs), repeating forever.
+
+    ``rows=(start, stop)``: rows ``start:stop`` of each of those batches, and only those are read
+    and decoded (``wgan_tf.distribute.split_batches`` gives each worker its rows this way).
 
     ``options`` go to the image sources (``None`` means unset); one that does not apply to the
     source is an error:
@@ -47,11 +53,16 @@ def load(spec, image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0,
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     if channels not in (1, 3):
         raise ConfigError(f"channels must be 1 or 3, got {channels}")
+    if rows is not None:
+        rows = tuple(rows)
+        if len(rows) != 2 or not 0 <= rows[0] < rows[1] <= batch_size:
+            raise ConfigError(f"rows must be (start, stop) with 0 <= start < stop <= batch size "
+                              f"{batch_size}, got {rows}")
     if spec == "digits" or spec.startswith("digits:"):
-        return builtin.digits(image_size, batch_size, channels, seed, skip_batches,
+        return builtin.digits(image_size, batch_size, channels, seed, skip_batches, rows,
                               split=spec.partition(":")[2] or None)
     if spec.startswith("toy:"):
-        return builtin.toy(spec[len("toy:"):], batch_size, seed, skip_batches)
+        return builtin.toy(spec[len("toy:"):], batch_size, seed, skip_batches, rows)
     source, target = _image_source(spec, options)
     images.check_image_size(image_size)
     if skip_batches < 0:
@@ -66,7 +77,8 @@ def load(spec, image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0,
         raise ConfigError(f"shard_index must be in [0, num_shards), got {shard_index} of "
                           f"{num_shards}")
     options.setdefault("report", InputReport())
-    return source.load(target, image_size, batch_size, channels, seed, skip_batches, **options)
+    return source.load(target, image_size, batch_size, channels, seed, skip_batches, rows=rows,
+                       **options)
 
 
 def _image_source(spec, options):

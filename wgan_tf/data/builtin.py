@@ -56,10 +56,21 @@ def shuffled_batches(num_examples, batch_size, seed, skip_batches):
     return indices.skip(skip_batches)
 
 
-def digits(image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0, split=None):
+def batch_rows(batches, rows):
+    """``batches`` (each element a tensor or a tuple of them, batched along dimension 0) cut to
+    rows ``start:stop``; unchanged for ``rows=None``."""
+    if rows is None:
+        return batches
+    start, stop = rows
+    return batches.map(lambda *parts: tuple(part[start:stop] for part in parts)
+                       if len(parts) > 1 else parts[0][start:stop])
+
+
+def digits(image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0, rows=None,
+           split=None):
     images, _ = digits_array(image_size, channels, split)
     table = tf.constant(images)
-    batches = shuffled_batches(len(images), batch_size, seed, skip_batches)
+    batches = batch_rows(shuffled_batches(len(images), batch_size, seed, skip_batches), rows)
     return batches.map(lambda idx: scale_to_unit(tf.gather(table, idx)),
                        num_parallel_calls=tf.data.AUTOTUNE,
                        deterministic=True).prefetch(tf.data.AUTOTUNE)
@@ -101,8 +112,8 @@ def toy_batch(name, batch_size, seed):
                       + ", ".join(f"toy:{n}" for n in TOY_DATASETS))
 
 
-def toy(name, batch_size=64, seed=0, skip_batches=0):
+def toy(name, batch_size=64, seed=0, skip_batches=0, rows=None):
     toy_batch(name, 1, tf.constant([0, 0], tf.int64))  # unknown names fail here, not in tf.data
-    return (tf.data.Dataset.range(skip_batches, 2**62)
-            .map(lambda i: toy_batch(name, batch_size, tf.stack([tf.cast(seed, tf.int64), i])))
-            .prefetch(tf.data.AUTOTUNE))
+    batches = tf.data.Dataset.range(skip_batches, 2**62).map(
+        lambda i: toy_batch(name, batch_size, tf.stack([tf.cast(seed, tf.int64), i])))
+    return batch_rows(batches, rows).prefetch(tf.data.AUTOTUNE)

@@ -45,10 +45,10 @@ class FolderItems:
 
 
 def load(path, image_size, batch_size, channels, seed, skip_batches, report, cache=None,
-         num_shards=1, shard_index=0):
+         num_shards=1, shard_index=0, rows=None):
     items = FolderItems(path, num_shards, shard_index)
     return stream.random_access(items, image_size, batch_size, channels, seed, skip_batches,
-                                report, cache)
+                                report, cache, rows)
 
 
 def _image_files(root):

@@ -63,10 +63,10 @@ class LmdbItems:
 
 
 def load(path, image_size, batch_size, channels, seed, skip_batches, report, cache=None,
-         num_shards=1, shard_index=0):
+         num_shards=1, shard_index=0, rows=None):
     items = LmdbItems(path, num_shards, shard_index)
     return stream.random_access(items, image_size, batch_size, channels, seed, skip_batches,
-                                report, cache)
+                                report, cache, rows)
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,7 +10,8 @@ Batch ``j`` of a stream is a function of the seed and ``j`` alone, so a run resu
   by ``(seed, e)``; whole epochs are skipped arithmetically, the rest of the way by reading but not
   decoding records.
 
-Each batch is decoded on its own: a file that does not decode is dropped from its batch and its
+With ``rows=(start, stop)`` only those rows of each batch are looked up and decoded (the batch's
+other rows are some other worker's). Each batch is decoded on its own: a file that does not decode is dropped from its batch and its
 slot takes a copy of another image of the same batch, so one bad file never shifts later batches
 or stops training. Skips are counted in an ``InputReport``.
 """
@@ -23,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from wgan_tf.data import images
-from wgan_tf.data.builtin import scale_to_unit
+from wgan_tf.data.builtin import batch_rows, scale_to_unit
 
 log = logging.getLogger("wgan_tf.data")
 
@@ -109,7 +110,7 @@ def finish(batches, fn):
 
 
 def random_access(items, image_size, batch_size, channels, seed, skip_batches, report,
-                  cache=None):
+                  cache=None, rows=None):
     """The stream of a random-access source.
 
     ``items`` has ``count``, ``lookup(indices) -> (names, sources)`` (tf ops on a ``[n]`` int64
@@ -117,7 +118,8 @@ def random_access(items, image_size, batch_size, channels, seed, skip_batches, r
     does; it keys the disk cache). With ``cache`` (a directory), every item is decoded once into
     a uint8 array there, and later epochs and runs only gather from it.
     """
-    indices = positions(items.count, batch_size, seed, skip_batches)
+    indices = batch_rows(positions(items.count, batch_size, seed, skip_batches), rows)
+    batch_size = _rows_per_batch(batch_size, rows)
     if cache:
         table, readable = cached(items, image_size, channels, cache, report)
 
@@ -140,7 +142,7 @@ def random_access(items, image_size, batch_size, channels, seed, skip_batches, r
 
 
 def sequential(records, count, image_size, batch_size, channels, seed, skip_batches, report,
-               shuffle_buffer):
+               shuffle_buffer, rows=None):
     """The stream of a sequential source: ``records`` is one epoch of ``(name, encoded bytes)``
     in a fixed order, ``count`` records long."""
     first_epoch, offset = divmod(skip_batches * batch_size, count)
@@ -154,12 +156,19 @@ def sequential(records, count, image_size, batch_size, channels, seed, skip_batc
                .flat_map(epoch)
                .skip(offset)
                .batch(batch_size, drop_remainder=True))
+    # Every record is read, to keep the order; only this reader's rows are decoded.
+    batches = batch_rows(batches, rows)
+    batch_size = _rows_per_batch(batch_size, rows)
 
     def decoded(names, encoded):
         kept, kept_images, sizes = decode_batch(encoded, tf.identity, image_size, channels)
         return fill(kept_images, batch_size, [note(report, names, kept, sizes, image_size)])
 
     return finish(batches, decoded)
+
+
+def _rows_per_batch(batch_size, rows):
+    return batch_size if rows is None else rows[1] - rows[0]
 
 
 def cached(items, image_size, channels, directory, report):

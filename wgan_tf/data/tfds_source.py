@@ -31,7 +31,7 @@ def knows(spec, data_dir=None):
 
 def load(name, image_size, batch_size, channels, seed, skip_batches, report, data_dir=None,
          manual_dir=None, download=False, split="train", shuffle_buffer=10_000, num_shards=1,
-         shard_index=0):
+         shard_index=0, rows=None):
     """The ``split`` of TFDS dataset ``name`` as an endless stream of batches (see
     ``stream.sequential``). ``num_shards > 1`` gives this worker its even share of the split."""
     builder = _builder(name, data_dir)
@@ -45,7 +45,7 @@ def load(name, image_size, batch_size, channels, seed, skip_batches, report, dat
     if count == 0:
         raise ConfigError(f"{name} split {split} has no examples")
     return stream.sequential(records, count, image_size, batch_size, channels, seed,
-                             skip_batches, report, shuffle_buffer)
+                             skip_batches, report, shuffle_buffer, rows)
 
 
 def _builder(name, data_dir):
