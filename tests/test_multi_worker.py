@@ -85,7 +85,7 @@ def checkpoint_tensors(run_dir):
             if "OBJECT_GRAPH" not in name and "save_counter" not in name}
 
 
-def largest_differences(run_dir, reference):
+def largest_differences(run_dir, reference, metrics=METRICS, step="generator_iteration"):
     """(max |weight difference| over every checkpoint tensor, max |metric difference| over every
     metrics.csv row) between two runs of the same iterations."""
     ours, theirs = checkpoint_tensors(run_dir), checkpoint_tensors(reference)
@@ -93,11 +93,10 @@ def largest_differences(run_dir, reference):
     weights = max(float(np.max(np.abs(ours[k].astype(np.float64) - theirs[k])))
                   for k in ours if ours[k].size)
     rows, reference_rows = metrics_rows(run_dir), metrics_rows(reference)
-    assert [r["generator_iteration"] for r in rows] == [
-        r["generator_iteration"] for r in reference_rows]
-    metrics = max(abs(float(a[k]) - float(b[k]))
-                  for a, b in zip(rows, reference_rows) for k in METRICS)
-    return weights, metrics
+    assert [r[step] for r in rows] == [r[step] for r in reference_rows]
+    differences = max(abs(float(a[k]) - float(b[k]))
+                      for a, b in zip(rows, reference_rows) for k in metrics)
+    return weights, differences
 
 
 def run_files(run_dir):
@@ -193,6 +192,28 @@ def test_chief_and_worker_train_the_run_of_one_process_with_two_devices(tmp_path
           f"max |metric difference| {metrics:.3g}")
     assert weights < 1e-5 and metrics < 1e-5
     assert run_files(run_dir) == run_files(reference)  # nothing more, nothing less
+    assert job.leftovers() == []
+
+
+WAE_MMD = ["--model", "wae", "--dataset", "digits", "--image-size", 16, "--channels", 1,
+           "--filters", 8, "--batch-size", 8, "--steps", 3, "--log-every", 1, "--jit-compile",
+           "off", "--seed", 1, "--quiet"]
+
+
+@pytest.mark.timeout(300)
+def test_two_workers_train_the_wae_mmd_run_of_one_process_with_two_devices(tmp_path):
+    """WAE-MMD's penalty is a statistic over all pairs of the global batch: the codes of both
+    workers meet in one kernel sum (workers only, worker 0 leading)."""
+    reference = str(tmp_path / "devices2")
+    wgan_tf("train", *WAE_MMD, "--devices", 2, "--out", reference)
+    run_dir = str(tmp_path / "job")
+    with LocalJob(tmp_path / "logs", "train", *WAE_MMD, "--out", run_dir) as job:
+        assert job.wait(240) == [0, 0], job.err(0) + job.err(1)
+    weights, metrics = largest_differences(run_dir, reference, ("objective", "mmd"), "iteration")
+    print(f"wae-mmd, 2 workers vs --devices 2: max |weight difference| {weights:.3g}, "
+          f"max |metric difference| {metrics:.3g}")
+    assert weights < 1e-4 and metrics < 1e-5
+    assert run_files(run_dir) == run_files(reference)
     assert job.leftovers() == []
 
 

@@ -199,7 +199,7 @@ def _train(model, config, run_dir, manager, stop, progress, extra_callbacks, opt
         *writers,
         checkpoint,
     ]
-    if config.autoencoder:  # real above, reconstruction below (held-out images where known)
+    if config.autoencoder and chief:  # real above, reconstruction below (held-out where known)
         run_callbacks.insert(-1, callbacks.ReconstructionGrid(
             os.path.join(run_dir, "samples"), tensorboard, config.sample_every,
             data.held_out(config.dataset) or config.dataset, config, options))
