@@ -48,7 +48,10 @@ NOT_RUNNABLE = [
     (r"^tensorflow_model_server\b", "TF Serving's binary cannot be installed here; the Python "
      "server answers the same API and its configs are checked in test_serving.py"),
     (r"/monitoring/prometheus/metrics", "Prometheus metrics are tensorflow_model_server's"),
-    (r"^kubectl\b", "no Kubernetes cluster here; the manifest is validated in tests"),
+    (r"^kubectl\b", "no Kubernetes cluster here; tests/test_deploy.py validates the manifests "
+     "against kubeflow-training's TFJob model"),
+    (r"^TF_CONFIG=", "one worker of a job across hosts; tests/test_multi_worker.py runs such jobs "
+     "as processes on localhost"),
 ]
 
 
@@ -110,6 +113,8 @@ SCRIPT_FLAGS = {  # the smallest settings of each documented script
     "benchmarks/train_throughput.py": ["--iterations", "1", "--image-size", "16", "--xla", "off"],
     "benchmarks/serving.py": ["--repeats", "3", "--repeats-64", "1"],
     "benchmarks/input_pipeline.py": ["--images", "64", "--seconds", "1", "--warmup", "2"],
+    "benchmarks/multi_worker.py": ["--iterations", "1", "--image-size", "16", "--batch-size", "8",
+                                   "--timeout", "300"],
     "experiments/paper_claims.py": ["--steps", "2"],
     "experiments/autoencoders.py": ["--steps", "2", "--filters", "8", "--seeds", "0"],
 }
