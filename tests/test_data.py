@@ -392,6 +392,24 @@ def test_tfds_lsun_bedroom(caplog):
     assert len([r for r in caplog.records if "smaller than the training size" in r.message]) == 3
 
 
+@pytest.mark.parametrize("global_seed", [0, 5])
+def test_tfds_order_does_not_depend_on_the_global_seed(global_seed):
+    """Training sets the global seed to --seed (0 by default) before it loads the data: the TFDS
+    stream must neither fail then nor change with it."""
+    import keras
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=10):
+        tf.random.set_seed(None)
+        unseeded = take(data.load("lsun/bedroom", 16, 4, seed=1), 4)
+        keras.utils.set_random_seed(global_seed)
+        try:
+            seeded = take(data.load("lsun/bedroom", 16, 4, seed=1), 4)
+        finally:
+            tf.random.set_seed(None)
+    np.testing.assert_array_equal(np.stack(seeded), np.stack(unseeded))
+
+
 def test_tfds_bad_records_are_skipped_and_named():
     import tensorflow_datasets as tfds
 

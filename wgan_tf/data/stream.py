@@ -150,7 +150,16 @@ def sequential(records, count, image_size, batch_size, channels, seed, skip_batc
     def epoch(e):
         shuffle_seed = tf.random.stateless_uniform(
             [], tf.stack([tf.constant(seed, tf.int64), e]), 0, 2**31 - 1, tf.int64, alg="philox")
-        return records.shuffle(shuffle_buffer, seed=shuffle_seed)
+        # The order must be a function of (seed, epoch) alone. tf.data pairs an op seed with the
+        # global seed that keras.utils.set_random_seed sets, which would make it depend on that
+        # too, and with a global seed of 0 a tensor op seed fails outright (TF 2.21 compares the
+        # pair with (0, 0) in Python): the shuffle is made as if no global seed were set.
+        graph = tf.compat.v1.get_default_graph()
+        global_seed, graph.seed = graph.seed, None
+        try:
+            return records.shuffle(shuffle_buffer, seed=shuffle_seed)
+        finally:
+            graph.seed = global_seed
 
     batches = (tf.data.Dataset.range(first_epoch, _FOREVER)
                .flat_map(epoch)
