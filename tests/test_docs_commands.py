@@ -14,7 +14,8 @@ the built-in ``digits``; ``evaluate`` compares 100 samples and drops ``--incepti
 path is tested in test_metrics.py); ``make demo`` runs with ``DEMO_STEPS=2``; experiments and
 benchmarks get their own smallest settings (``SCRIPT_FLAGS``) and write under the sandbox. A
 command that names a run directory, a model base path or a server that the document has not made
-gets a tiny one first (an image it reads: a digit). Ports 8500/8501 become free ports. Each document runs in its own sandbox
+gets a tiny one first (of the model family a run directory is named after, e.g. runs/wae; an image
+it reads: a digit). Ports 8500/8501 become free ports. Each document runs in its own sandbox
 directory, in which the repository's .venv, experiments/, benchmarks/ and serving/ are linked.
 """
 import dataclasses
@@ -180,9 +181,13 @@ class Sandbox:
         return result
 
     def ensure_run(self, run_dir):
+        """A tiny run, of the model family the directory is named after (runs/wae, runs/vae,
+        runs/gan), else a WGAN."""
         if not (self.path / run_dir / "config.json").exists():
-            self.wgan_tf("train", *shrink_train(["--image-size", "16", "--channels", "1",
-                                                 "--out", run_dir]))
+            family = Path(run_dir).name.split("-")[0]
+            model = family if family in ("wae", "vae", "gan") else "wgan"
+            self.wgan_tf("train", *shrink_train(["--model", model, "--image-size", "16",
+                                                 "--channels", "1", "--out", run_dir]))
 
     def ensure_model(self, base):
         if not list((self.path / base).glob("[0-9]*/saved_model.pb")):
