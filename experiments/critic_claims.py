@@ -1,4 +1,4 @@
-"""What the critic computes: the WGAN and WGAN-GP papers' analysis claims, with the package's models.
+"""What the critic computes: the WGAN and WGAN-GP papers' analysis claims, with the package.
 
     python experiments/critic_claims.py parallel-lines        # WGAN Example 1 and Fig. 1
     python experiments/critic_claims.py optimal-critic        # WGAN Fig. 2
@@ -8,9 +8,10 @@
     python experiments/critic_claims.py all
 
 Each writes ``docs/results/<name>.json`` (every value) and ``docs/figures/<name>.png``;
-docs/RESULTS.md quotes them. Critics trained alone (the generator held fixed) use
-``wgan_tf.probes.train_critic``; generators are trained by ``WGAN(...).fit`` / ``GAN(...).fit``.
-Everything is seeded: a rerun gives the same numbers up to floating-point noise of the CPU kernels.
+docs/RESULTS.md (sections 5-9) quotes them; ``--replot`` redraws a figure from its JSON. Critics
+trained alone (the generator held fixed) use ``wgan_tf.probes.train_critic``; generators are
+trained by ``WGAN(...).fit`` / ``GAN(...).fit``. Everything is seeded: a rerun gives the same
+numbers up to floating-point noise of the CPU kernels.
 """
 import argparse
 import json
@@ -61,7 +62,7 @@ def compact(values, digits=5):
     return values
 
 
-# --- 1. Parallel lines: WGAN Example 1 and Fig. 1 ------------------------------------------------
+# --- RESULTS.md 5. Parallel lines: WGAN Example 1 and Fig. 1 --------------------------------------
 
 LINE_THETAS = (-1.0, -0.75, -0.5, -0.25, -0.1, -0.05, 0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 LINE_BATCH = 256
@@ -147,7 +148,7 @@ def parallel_lines():
     thetas = np.asarray(LINE_THETAS)
     print("[parallel-lines] critics trained alone at each theta", flush=True)
     estimates = line_critic_estimates()
-    # The clipped critic estimates K * W1 for some K set by the clipping box: its slope over |theta|.
+    # The clipped critic estimates K * W1, K set by the clipping box: its slope over |theta|.
     slope = float(np.polyfit(np.abs(thetas), estimates["clip"], 1)[0])
     trajectories = {}
     labels = {"clip": "WGAN, clipping", "gp": "WGAN-GP", "gan": "GAN, -log D (the package's)",
@@ -160,7 +161,8 @@ def parallel_lines():
     nonzero = thetas != 0
     results = {
         "theta": thetas.tolist(),
-        "closed_form": {"w1": np.abs(thetas).tolist(), "js": np.where(nonzero, np.log(2), 0).tolist(),
+        "closed_form": {"w1": np.abs(thetas).tolist(),
+                        "js": np.where(nonzero, np.log(2), 0).tolist(),
                         "tv": nonzero.astype(float).tolist(),
                         "kl": ["inf" if t else 0.0 for t in thetas]},
         "estimates": estimates,
@@ -174,7 +176,8 @@ def parallel_lines():
                      "generator_sgd_lr": LINE_LR, "clip_generator_lr": LINE_LR / slope},
     }
     save("parallel-lines", results, parallel_lines_figure(results))
-    return {"clip_slope_K": round(slope, 5), "gp_max_abs_error": round(results["gp_max_abs_error"], 4),
+    return {"clip_slope_K": round(slope, 5),
+            "gp_max_abs_error": round(results["gp_max_abs_error"], 4),
             "js_estimate_range": [round(v, 4) for v in results["js_estimate_range_theta_nonzero"]],
             "final_theta": {k: round(t["theta"][-1], 4) for k, t in trajectories.items()},
             "mean_abs_theta_last_100": {k: round(t["mean_abs_theta_last_100"], 4)
@@ -226,10 +229,12 @@ def parallel_lines_figure(r):
     ax = axes["d"]
     for key, t in r["trajectories"].items():
         ax.plot(t["theta"], color=COLORS[key], lw=0.8 if key == "gan" else 1.5,
-                label=f"{labels[key]}: mean |θ| over the last 100 = {t['mean_abs_theta_last_100']:.3f}")
+                label=f"{labels[key]}: mean |θ| over the last 100 = "
+                      f"{t['mean_abs_theta_last_100']:.3f}")
     ax.axhline(0, color="k", lw=0.5)
     ax.set(xlabel="generator iteration", ylabel="θ",
-           title="(d) g_θ trained from θ = 1 by fit (SGD; n_critic 5 and the critic boost for all)")
+           title="(d) g_θ trained from θ = 1 by fit "
+                 "(SGD; n_critic 5 and the critic boost for all)")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
 
     ax = axes["e"]
@@ -242,7 +247,7 @@ def parallel_lines_figure(r):
     return fig
 
 
-# --- 2. Optimal discriminator vs critic: WGAN Fig. 2 ---------------------------------------------
+# --- RESULTS.md 6. Optimal discriminator vs critic: WGAN Fig. 2 -----------------------------------
 
 GAUSS_REAL = (-2.5, 0.5)  # mean, standard deviation
 GAUSS_FAKE = (2.5, 0.5)
@@ -339,7 +344,7 @@ def optimal_critic_figure(r):
     return fig
 
 
-# --- 3. Value surfaces: WGAN-GP Fig. 1a -----------------------------------------------------------
+# --- RESULTS.md 7. Value surfaces: WGAN-GP Fig. 1a ------------------------------------------------
 
 SURFACE_DATASETS = ("8gaussians", "25gaussians", "swissroll")
 SURFACE_UNITS = 512  # the package's toy MLP critic (3 x 512 ReLU), as the WGAN-GP toy code
@@ -352,7 +357,8 @@ PEAK_OFFSET = 0.1
 
 
 def noisy(name, batch_size, seed):
-    """The held-fixed "generator" of WGAN-GP Fig. 1a: real data plus unit-variance Gaussian noise."""
+    """The held-fixed "generator" of WGAN-GP Fig. 1a: real data plus unit-variance Gaussian
+    noise."""
     return data.load(f"toy:{name}", batch_size=batch_size, seed=seed).enumerate().map(
         lambda i, x: x + rng.normal([batch_size, 2], seed, 3, i))
 
@@ -424,7 +430,7 @@ def value_surfaces_figure(results):
     return fig
 
 
-# --- 4. Gradient norms and weights: WGAN-GP Fig. 1b -------------------------------------------------
+# --- RESULTS.md 8. Gradient norms and weights: WGAN-GP Fig. 1b ------------------------------------
 
 DEEP_DEPTH = 12
 DEEP_UNITS = 256  # the paper's toy networks have 512 (4x the compute)
@@ -461,7 +467,8 @@ def gradient_norms():
             "share_at_clip_bounds": (float(np.mean(np.abs(weights) >= 0.99 * c)) if c else None),
             "weights_std": float(weights.std()), "seconds": time.time() - start}
     save("gradient-norms", results, gradient_norms_figure(results))
-    return {k: {"layer_gradient_norms": [float(f"{n:.3g}") for n in v["layer_gradient_norms"].values()],
+    return {k: {"layer_gradient_norms": [float(f"{n:.3g}")
+                                         for n in v["layer_gradient_norms"].values()],
                 "share_at_clip_bounds": v["share_at_clip_bounds"]} for k, v in results.items()}
 
 
@@ -499,7 +506,7 @@ def gradient_norms_figure(results):
     return fig
 
 
-# --- 5. Robustness over random architectures: WGAN-GP Table 2 -------------------------------------
+# --- RESULTS.md 9. Robustness over random architectures: WGAN-GP Table 2 --------------------------
 
 ARCH_COUNT = 8
 ARCH_SEED = 2017

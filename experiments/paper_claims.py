@@ -205,8 +205,9 @@ def mode_collapse_figure(results):
         ax.set_title(f"{label}\n{r['modes_covered']}/{r['num_modes']} modes covered,\n"
                      f"{r['high_quality']:.0%} of samples within 3 std of a mode", fontsize=10)
     axes[0, 0].legend(loc="lower left", fontsize=8, markerscale=1.5)
-    fig.suptitle(f"25 Gaussians after {int(next(iter(results.values()))['generator_iteration'][-1])}"
-                 " generator iterations: 2000 samples per generator")
+    iterations = int(next(iter(results.values()))["generator_iteration"][-1])
+    fig.suptitle(f"25 Gaussians after {iterations} generator iterations: 2000 samples per "
+                 "generator")
     fig.tight_layout()
     return fig
 

@@ -1,4 +1,9 @@
 """The analysis probes (wgan_tf.probes) and the experiments' networks (end of wgan_tf.models)."""
+import os
+import shutil
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -149,3 +154,18 @@ def test_smooth_elu_is_the_papers_softplus():
     x = np.array([-3.0, 0.0, 2.0], np.float32)
     np.testing.assert_allclose(models.smooth_elu(x), np.log1p(np.exp(2 * x + 2)) / 2 - 1,
                                atol=1e-6)
+
+
+def test_the_documented_replot_command_redraws_every_figure_from_its_json(tmp_path):
+    # docs/RESULTS.md: `experiments/critic_claims.py all --replot`, on the committed results.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    names = ["parallel-lines", "optimal-critic", "value-surfaces", "gradient-norms",
+             "random-architectures"]
+    (tmp_path / "results").mkdir()
+    for name in names:
+        shutil.copy(os.path.join(root, "docs", "results", f"{name}.json"), tmp_path / "results")
+    done = subprocess.run([sys.executable, os.path.join(root, "experiments", "critic_claims.py"),
+                           "all", "--replot", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path / "figures")) == sorted(f"{n}.png" for n in names)

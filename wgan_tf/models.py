@@ -151,7 +151,7 @@ def build_pair(arch="dcgan", image_size=64, channels=3, latent_dim=100, filters=
     return generator, dcgan_critic(image_size, channels, filters, critic_normalization)
 
 
-# --- Networks for the papers' analysis experiments (experiments/critic_claims.py) ------------------
+# --- Networks for the papers' analysis experiments (experiments/critic_claims.py) -----------------
 
 @keras.saving.register_keras_serializable(package="wgan_tf")
 class ParallelLine(keras.layers.Layer):
