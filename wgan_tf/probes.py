@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from wgan_tf import config, lipschitz, losses, rng
+from wgan_tf import config, lipschitz, rng
 from wgan_tf.gan import GAN, WGAN
 
 OBJECTIVES = ("wasserstein", "gan")
@@ -43,9 +43,10 @@ def train_critic(critic, real, fake, steps, objective="wasserstein", penalty="gp
     ``gp_weight``) or None; "gan" trains a standard GAN discriminator (``critic`` gives logits).
     ``optimizer`` defaults to that paper's (``default_critic_optimizer``).
 
-    Returns the estimate after each update, as the training step reports it: of W(P_r, P_g) for
-    the Wasserstein objective (``WGAN.estimate``), of JS(P_r, P_g) for the GAN (``GAN.estimate``),
-    each from the batch of that update, before it.
+    Returns one estimate per update, as the training step reports it (on that update's batch,
+    before the update): of W(P_r, P_g) for the Wasserstein objective (``WGAN.estimate``, from
+    ``losses.wasserstein_critic_loss``), of JS(P_r, P_g) for the GAN (``GAN.estimate``, from
+    ``losses.gan_discriminator_loss``).
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
