@@ -109,14 +109,24 @@ def correlation(result):
 
 
 def save(name, results, figure):
-    os.makedirs(f"{OUT}/results", exist_ok=True)
-    os.makedirs(f"{OUT}/figures", exist_ok=True)
     summary = {label: {k: v for k, v in r.items() if k != "run_dir"} for label, r in results.items()}
+    write_results(name, summary)
+    save_figure(name, figure)
+
+
+def write_results(name, values, indent=1):
+    """``values`` (plain JSON data) to ``OUT/results/<name>.json``."""
+    os.makedirs(f"{OUT}/results", exist_ok=True)
     with open(f"{OUT}/results/{name}.json", "w") as f:
-        json.dump(summary, f, indent=1)
+        json.dump(values, f, indent=indent)
+    print(f"wrote {OUT}/results/{name}.json")
+
+
+def save_figure(name, figure):
+    os.makedirs(f"{OUT}/figures", exist_ok=True)
     figure.savefig(f"{OUT}/figures/{name}.png", dpi=90, bbox_inches="tight")
     plt.close(figure)
-    print(f"wrote {OUT}/results/{name}.json and {OUT}/figures/{name}.png")
+    print(f"wrote {OUT}/figures/{name}.png")
 
 
 def curves_figure(results, title):
@@ -173,22 +183,35 @@ def robustness():
 def mode_collapse():
     centers, std = metrics.toy_modes("25gaussians")
     results = {}
-    fig, axes = plt.subplots(1, len(VARIANTS), figsize=(4 * len(VARIANTS), 4))
-    for (label, objective), ax in zip(VARIANTS.items(), axes):
+    for label, objective in VARIANTS.items():
         r = run("mode-collapse", label, dataset="toy:25gaussians", **TOY, **objective)
         latent = rng.normal([2000, TOY["latent_dim"]], 1234, stream=3, counter=2)
         generator = keras.saving.load_model(os.path.join(r["run_dir"], "generator.keras"))
         points = generator(latent).numpy()
         r.update(metrics.mode_stats(points, centers, std))
+        r["points"] = points.round(4).tolist()  # kept so that --replot can redraw the figure
         results[label] = r
-        ax.scatter(*centers.T, s=60, c="tab:orange", marker="x")
-        ax.scatter(*points.T, s=1, c="tab:blue")
-        ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal",
-               title=f"{label}\n{r['modes_covered']}/25 modes, {r['high_quality']:.0%} of samples "
-                     "within 3 std")
-    save("mode-collapse", results, fig)
+    save("mode-collapse", results, mode_collapse_figure(results))
     return {label: (r["modes_covered"], round(r["high_quality"], 3)) for label, r in
             results.items()}
+
+
+def mode_collapse_figure(results):
+    """One scatter per run: 2000 generated points over the 25 modes (its ``points``)."""
+    centers, _ = metrics.toy_modes("25gaussians")
+    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 5), squeeze=False)
+    for (label, r), ax in zip(results.items(), axes[0]):
+        ax.scatter(*np.asarray(r["points"]).T, s=1, c="tab:blue", label="generated")
+        ax.scatter(*centers.T, s=60, c="tab:orange", marker="x", label="mode centres")
+        ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal", xlabel="x₁", ylabel="x₂")
+        ax.set_title(f"{label}\n{r['modes_covered']}/{r['num_modes']} modes covered,\n"
+                     f"{r['high_quality']:.0%} of samples within 3 std of a mode", fontsize=10)
+    axes[0, 0].legend(loc="lower left", fontsize=8, markerscale=1.5)
+    iterations = int(next(iter(results.values()))["generator_iteration"][-1])
+    fig.suptitle(f"25 Gaussians after {iterations} generator iterations: 2000 samples per "
+                 "generator")
+    fig.tight_layout()
+    return fig
 
 
 def optimizer():
@@ -210,6 +233,8 @@ def optimizer():
 
 EXPERIMENTS = {"meaningful-loss": meaningful_loss, "robustness": robustness,
                "mode-collapse": mode_collapse, "optimizer": optimizer}
+# Figures that --replot can redraw from OUT/results/<name>.json alone.
+FIGURES = {"mode-collapse": mode_collapse_figure}
 
 
 def main():
@@ -218,13 +243,29 @@ def main():
     parser.add_argument("experiment", choices=[*EXPERIMENTS, "all"])
     parser.add_argument("--steps", type=int, help="generator iterations per run (default 1000)")
     parser.add_argument("--out", default=OUT, help="where results/ and figures/ go")
+    parser.add_argument("--replot", action="store_true", help="redraw the figure from "
+                        f"OUT/results/<name>.json, training nothing ({', '.join(FIGURES)})")
     args = parser.parse_args()
     OUT = args.out
+    if args.replot:
+        return replot(FIGURES if args.experiment == "all" else [args.experiment])
     if args.steps:
         OVERRIDES.update(steps=args.steps, log_every=min(50, args.steps // 4),
                          sample_every=args.steps, checkpoint_every=args.steps)
     for name in EXPERIMENTS if args.experiment == "all" else [args.experiment]:
         print(json.dumps({name: EXPERIMENTS[name]()}, indent=1), flush=True)
+    return 0
+
+
+def replot(names):
+    for name in names:
+        with open(f"{OUT}/results/{name}.json") as f:
+            results = json.load(f)
+        if name not in FIGURES or not all("points" in r for r in results.values()):
+            print(f"{name}: {OUT}/results/{name}.json does not hold what the figure draws; "
+                  "rerun the experiment", file=sys.stderr)
+            return 1
+        save_figure(name, FIGURES[name](results))
     return 0
 
 

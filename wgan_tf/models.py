@@ -149,3 +149,148 @@ def build_pair(arch="dcgan", image_size=64, channels=3, latent_dim=100, filters=
         generator = dcgan_generator(image_size, channels, latent_dim, filters,
                                     batch_norm=not nobn, constant_filters=nobn)
     return generator, dcgan_critic(image_size, channels, filters, critic_normalization)
+
+
+# --- Networks for the papers' analysis experiments (experiments/critic_claims.py) -----------------
+
+@keras.saving.register_keras_serializable(package="wgan_tf")
+class ParallelLine(keras.layers.Layer):
+    """g_theta(z) = (theta, Phi(z)): the WGAN paper's Example 1 generator. Phi, the standard normal
+    CDF, maps the package's N(0, 1) latent to U[0, 1], so g_theta(Z) is uniform on the segment
+    {theta} x [0, 1]; theta is the layer's only weight."""
+
+    def __init__(self, theta=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_theta = float(theta)
+
+    def build(self, input_shape):
+        self.theta = self.add_weight(name="theta", shape=(),
+                                     initializer=keras.initializers.Constant(self.initial_theta))
+
+    def call(self, latent):
+        u = 0.5 * (1.0 + keras.ops.erf(latent[:, :1] / math.sqrt(2.0)))
+        return keras.ops.concatenate([keras.ops.ones_like(u) * self.theta, u], axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "theta": self.initial_theta}
+
+
+def parallel_line_generator(theta=1.0, name="generator"):
+    """The one-parameter generator of the WGAN paper's Example 1 (Arjovsky et al. 2017, Sec. 2):
+    a latent ``[B, 1]`` to points ``[B, 2]`` on the vertical segment at ``x = theta``."""
+    latent = keras.Input((1,), name="latent")
+    return keras.Model(latent, ParallelLine(theta, name="line")(latent), name=name)
+
+
+def deep_mlp_critic(input_shape=(2,), depth=12, units=512, activation="relu", name="critic"):
+    """A ``depth``-layer MLP critic without normalisation: WGAN-GP's Fig. 1b critic (Gulrajani et
+    al. 2017, Sec. 3.2: 12-layer ReLU MLPs on the Swiss roll). Hidden layers are named
+    ``hidden0`` ... (input side first), the score layer ``score``."""
+    inputs = keras.Input(tuple(input_shape), name="points")
+    x = layers.Flatten()(inputs)
+    for i in range(depth):
+        x = layers.Dense(units, activation=activation, name=f"hidden{i}")(x)
+    return keras.Model(inputs, layers.Dense(1, dtype="float32", name="score")(x), name=name)
+
+
+def deep_mlp_generator(latent_dim=2, output_shape=(2,), depth=12, units=512, activation="relu",
+                       name="generator"):
+    """The generator beside ``deep_mlp_critic``: ``depth`` hidden layers, no normalisation."""
+    z = keras.Input((latent_dim,), name="latent")
+    x = z
+    for i in range(depth):
+        x = layers.Dense(units, activation=activation, name=f"hidden{i}")(x)
+    x = layers.Dense(math.prod(output_shape), name="output")(x)
+    return keras.Model(z, layers.Reshape(tuple(output_shape), dtype="float32")(x), name=name)
+
+
+@keras.saving.register_keras_serializable(package="wgan_tf")
+def smooth_elu(x):
+    """softplus(2x + 2) / 2 - 1: a smooth ELU, which WGAN-GP's random architectures use because
+    the gradient penalty's gradient involves second derivatives (Gulrajani et al. 2017, App. D)."""
+    return keras.ops.softplus(2.0 * x + 2.0) / 2.0 - 1.0
+
+
+# WGAN-GP's Table 1 (Gulrajani et al. 2017, Sec. 5.1): the set its 200 random DCGAN variants are
+# drawn from. Base filter counts are [32, 64, 128] there (32x32 ImageNet).
+RANDOM_ARCHITECTURE_SET = {
+    "nonlinearity": ("relu", "leaky_relu", "smooth_elu", "tanh"),
+    "depth": (4, 8, 12, 20),
+    "normalization": (True, False),
+    "filters": (32, 64, 128),
+}
+_NONLINEARITIES = {"relu": "relu", "leaky_relu": lambda x: keras.ops.leaky_relu(x, 0.2),
+                   "smooth_elu": smooth_elu, "tanh": "tanh"}
+
+
+def _nonlinearity(name):
+    if name not in _NONLINEARITIES:
+        raise ConfigError(f"unknown nonlinearity {name!r}; choose one of "
+                          f"{', '.join(_NONLINEARITIES)}")
+    return layers.Activation(_NONLINEARITIES[name])
+
+
+def _extra_layers(depth, base_depth):
+    """How many stride-1 3x3 layers to add at (the lower, the higher) of the two inner
+    resolutions so that the network has ``depth`` layers with kernels."""
+    if depth < base_depth:
+        raise ConfigError(f"depth must be at least {base_depth}, got {depth}")
+    extra = depth - base_depth
+    return extra // 2, extra - extra // 2
+
+
+def dcgan_variant_generator(image_size=16, channels=1, latent_dim=100, depth=4, filters=32,
+                            nonlinearity="relu", batch_norm=True, name="generator"):
+    """A DCGAN generator varied along WGAN-GP's Table 1: ``depth`` layers with kernels (the
+    DCGAN's, plus stride-1 3x3 convolutions shared between the two lowest resolutions), the
+    ``nonlinearity`` after every hidden layer, batch norm or none. Only for 16x16 images (the
+    DCGAN's three layers 1 -> 4 -> 8 -> 16); Glorot-uniform initialisation."""
+    if image_size != 16:
+        raise ConfigError(f"the DCGAN variants are built for 16x16 images, got {image_size}")
+    at_4, at_8 = _extra_layers(depth, 3)
+    z = keras.Input((latent_dim,), name="latent")
+    x = layers.Reshape((1, 1, latent_dim))(z)
+    x = layers.Conv2DTranspose(2 * filters, 4, padding="valid", name="project")(x)
+    for resolution, width, extra in ((4, 2 * filters, at_4), (8, filters, at_8)):
+        for i in range(extra + 1):
+            if i:
+                x = layers.Conv2D(width, 3, padding="same", name=f"extra{resolution}_{i}")(x)
+            if batch_norm:
+                x = _batch_norm(f"bn{resolution}_{i}")(x)
+            x = _nonlinearity(nonlinearity)(x)
+        if resolution == 4:
+            x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name="up8")(x)
+    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", name="to_image")(x)
+    return keras.Model(z, layers.Activation("tanh", dtype="float32", name="images")(x), name=name)
+
+
+def dcgan_variant_critic(image_size=16, channels=1, depth=4, filters=32, nonlinearity="leaky_relu",
+                         normalization=None, name="critic"):
+    """The critic / discriminator beside ``dcgan_variant_generator``: 16 -> 8 -> 4 -> score with
+    stride-2 4x4 convolutions, plus stride-1 3x3 ones to make ``depth`` layers with kernels;
+    ``normalization`` "batch", "layer" (WGAN-GP's replacement for batch norm) or None after every
+    hidden layer but the first, as in the DCGAN critic."""
+    if image_size != 16:
+        raise ConfigError(f"the DCGAN variants are built for 16x16 images, got {image_size}")
+    if normalization not in ("batch", "layer", None):
+        raise ConfigError(f"unknown critic normalization {normalization!r}")
+    at_4, at_8 = _extra_layers(depth, 3)
+    images = keras.Input((image_size, image_size, channels), name="images")
+    x = layers.Conv2D(filters, 4, strides=2, padding="same", name="down8")(images)
+    x = _nonlinearity(nonlinearity)(x)
+    for resolution, width, extra in ((8, filters, at_8), (4, 2 * filters, at_4)):
+        for i in range(extra + 1):
+            if i:
+                x = layers.Conv2D(width, 3, padding="same", name=f"extra{resolution}_{i}")(x)
+            elif resolution == 4:
+                x = layers.Conv2D(width, 4, strides=2, padding="same", name="down4")(x)
+            else:
+                continue  # the first layer: no normalisation, already activated
+            if normalization == "batch":
+                x = _batch_norm(f"bn{resolution}_{i}")(x)
+            elif normalization == "layer":
+                x = layers.LayerNormalization(axis=[1, 2, 3], epsilon=1e-5,
+                                              name=f"ln{resolution}_{i}")(x)
+            x = _nonlinearity(nonlinearity)(x)
+    x = layers.Conv2D(1, 4, padding="valid", name="score")(x)
+    return keras.Model(images, layers.Flatten(dtype="float32")(x), name=name)
