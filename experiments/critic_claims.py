@@ -520,7 +520,7 @@ ARCH_THRESHOLDS = (50, 100, 200, 400, 800)
 ARCH_SAMPLES = 1000
 
 
-def draw_architectures(count=ARCH_COUNT, seed=ARCH_SEED):
+def draw_architectures(count=None, seed=ARCH_SEED):
     """``count`` architectures from WGAN-GP's Table 1 (``models.RANDOM_ARCHITECTURE_SET``), every
     setting of G and of D drawn independently and uniformly, base filters from ``ARCH_FILTERS``."""
     draw = np.random.default_rng(seed)
@@ -528,7 +528,7 @@ def draw_architectures(count=ARCH_COUNT, seed=ARCH_SEED):
     pick = lambda key: space[key][draw.integers(len(space[key]))]  # noqa: E731
     return [{f"{player}_{key}": (v.item() if hasattr(v, "item") else v)
              for player in ("g", "d") for key, v in ((k, pick(k)) for k in space)}
-            for _ in range(count)]
+            for _ in range(ARCH_COUNT if count is None else count)]
 
 
 def train_architecture(arch, objective, real, classifier):
@@ -652,6 +652,11 @@ def random_architectures_figure(r):
     return fig
 
 
+# --smoke: every loop once or twice, every training a couple of steps.
+SMOKE = dict(LINE_THETAS=(-1.0, 0.0, 1.0), LINE_CRITIC_STEPS=2, LINE_ITERATIONS=2, GAUSS_STEPS=2,
+             SURFACE_STEPS=2, DEEP_ITERATIONS=2, ARCH_COUNT=1, ARCH_ITERATIONS=2,
+             ARCH_MEASURE_EVERY=1, ARCH_SAMPLES=100)
+
 EXPERIMENTS = {"parallel-lines": parallel_lines, "optimal-critic": optimal_critic,
                "value-surfaces": value_surfaces, "gradient-norms": gradient_norms,
                "random-architectures": random_architectures}
@@ -666,8 +671,13 @@ def main():
     parser.add_argument("--out", default=paper_claims.OUT, help="where results/ and figures/ go")
     parser.add_argument("--replot", action="store_true",
                         help="redraw the figure from OUT/results/<name>.json, training nothing")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few steps of everything, to check the script runs (the docs test; "
+                             "the numbers mean nothing): use with --out elsewhere than docs")
     args = parser.parse_args()
     paper_claims.OUT = args.out
+    if args.smoke:
+        globals().update(SMOKE)
     for name in EXPERIMENTS if args.experiment == "all" else [args.experiment]:
         if args.replot:
             with open(f"{args.out}/results/{name}.json") as f:

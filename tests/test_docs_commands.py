@@ -110,14 +110,15 @@ def excuse(command):
 TINY = {"--steps": "2", "--image-size": "16", "--filters": "8", "--batch-size": "8",
         "--log-every": "1", "--sample-every": "1", "--jit-compile": "off"}
 LOCAL_DATASETS = ("digits", "toy:")
-SCRIPT_FLAGS = {  # the smallest settings of each documented script
-    "benchmarks/train_throughput.py": ["--iterations", "1", "--image-size", "16", "--xla", "off"],
-    "benchmarks/serving.py": ["--repeats", "3", "--repeats-64", "1"],
-    "benchmarks/input_pipeline.py": ["--images", "64", "--seconds", "1", "--warmup", "2"],
-    "benchmarks/multi_worker.py": ["--iterations", "1", "--image-size", "16", "--batch-size", "8",
-                                   "--timeout", "300"],
-    "experiments/paper_claims.py": ["--steps", "2"],
-    "experiments/autoencoders.py": ["--steps", "2", "--filters", "8", "--seeds", "0"],
+SCRIPT_FLAGS = {  # the smallest settings of each documented script: flag -> value (True: a switch)
+    "benchmarks/train_throughput.py": {"--iterations": "1", "--image-size": "16", "--xla": "off"},
+    "benchmarks/serving.py": {"--repeats": "3", "--repeats-64": "1"},
+    "benchmarks/input_pipeline.py": {"--images": "64", "--seconds": "1", "--warmup": "2"},
+    "benchmarks/multi_worker.py": {"--iterations": "1", "--image-size": "16", "--batch-size": "8",
+                                   "--timeout": "300"},
+    "experiments/paper_claims.py": {"--steps": "2"},
+    "experiments/autoencoders.py": {"--steps": "2", "--filters": "8", "--seeds": "0"},
+    "experiments/critic_claims.py": {"--smoke": True},
 }
 
 
@@ -266,8 +267,11 @@ def run_command(sandbox, command):
         script = argv[1]
         assert script in SCRIPT_FLAGS, f"no smallest settings for {script} in SCRIPT_FLAGS"
         rest = argv[2:]
-        for i in range(0, len(SCRIPT_FLAGS[script]), 2):
-            rest = set_flag(rest, *SCRIPT_FLAGS[script][i:i + 2])
+        for name, value in SCRIPT_FLAGS[script].items():
+            if value is True:
+                rest = rest if name in rest else rest + [name]
+            else:
+                rest = set_flag(rest, name, value)
         if script.startswith("experiments/"):
             rest = set_flag(rest, "--out", str(sandbox.path / "docs"))
         result = sandbox.run([sys.executable, str(ROOT / script), *rest], timeout=900)
