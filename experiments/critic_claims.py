@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import paper_claims  # noqa: E402  (experiments/ is the script's directory: shares save())
-from wgan_tf import data, metrics, models, probes, rng  # noqa: E402
+from wgan_tf import data, losses, metrics, models, probes, rng  # noqa: E402
 from wgan_tf.gan import GAN, WGAN  # noqa: E402
 
 SEED = 0
@@ -84,7 +84,7 @@ class MinimaxGAN(GAN):
     """The standard GAN with Goodfellow et al.'s original (minimax) generator loss log(1 - D(G(z)))
     = -softplus(logit): the "minimax GAN" whose discriminator the WGAN paper's Fig. 2 shows
     saturating. (The package's GAN baseline uses the -log D trick instead.)"""
-    generator_loss = staticmethod(lambda logits: -tf.reshape(tf.nn.softplus(logits), [-1]))
+    generator_loss = staticmethod(losses.gan_minimax_generator_loss)
 
 
 def line_critic_estimates():

@@ -298,8 +298,11 @@ def run_wgan_tf(sandbox, argv):
     if verb == "generate":
         documented = int(flag(argv, "--server", "localhost:8500").rsplit(":", 1)[1])
         _, grpc_port, _ = sandbox.server_for(documented)
-        if flag(argv, "--reconstruct"):
-            sandbox.ensure_image(flag(argv, "--reconstruct"))
+        if "--reconstruct" in argv:  # IN.png ... up to the next flag
+            for image in argv[argv.index("--reconstruct") + 1:]:
+                if image.startswith("--"):
+                    break
+                sandbox.ensure_image(image)
         return sandbox.wgan_tf(*set_flag(argv, "--server", f"localhost:{grpc_port}"))
     raise AssertionError(f"no rule runs wgan-tf {verb}")
 

@@ -68,3 +68,5 @@ def test_gan_losses_are_cross_entropies():
     np.testing.assert_allclose(losses.gan_discriminator_loss(real, fake), expected, rtol=1e-6)
     np.testing.assert_allclose(losses.gan_generator_loss(fake),
                                -np.log(sigmoid(np.array([0.0, -1.0]))), rtol=1e-6)
+    np.testing.assert_allclose(losses.gan_minimax_generator_loss(fake),
+                               np.log(1 - sigmoid(np.array([0.0, -1.0]))), rtol=1e-6)

@@ -87,3 +87,10 @@ def gaussian_kl(mean, log_variance):
     """KL(N(mean, exp(log_variance)) || N(0, I)) per sample: the VAE's regulariser (Kingma and
     Welling 2014, Appendix B)."""
     return 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_variance) - log_variance - 1.0, axis=1)
+
+
+def gan_minimax_generator_loss(fake_logits):
+    """The original minimax generator loss log(1 - D(G(z))) per sample (Goodfellow et al. 2014),
+    -softplus(logit): the loss whose gradient vanishes once the discriminator is confident (the
+    WGAN paper's Fig. 2 and Section 3). The baseline trains with ``gan_generator_loss`` instead."""
+    return -tf.reshape(tf.nn.softplus(fake_logits), [-1])
