@@ -250,7 +250,7 @@ def main():
     if args.replot:
         return replot(FIGURES if args.experiment == "all" else [args.experiment])
     if args.steps:
-        OVERRIDES.update(steps=args.steps, log_every=min(50, args.steps // 4),
+        OVERRIDES.update(steps=args.steps, log_every=max(1, min(50, args.steps // 4)),
                          sample_every=args.steps, checkpoint_every=args.steps)
     for name in EXPERIMENTS if args.experiment == "all" else [args.experiment]:
         print(json.dumps({name: EXPERIMENTS[name]()}, indent=1), flush=True)
