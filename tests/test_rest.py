@@ -296,6 +296,39 @@ def test_body_cap_and_timeouts(base):
             ModelServer(base, port=0, rest_port=0, **bad)
 
 
+def test_expect_100_continue_only_for_a_body_that_will_be_read(base):
+    """curl sends ``Expect: 100-continue`` for large bodies: the client hears Continue only once
+    the path, model and size are accepted, else the refusal at once."""
+    with ModelServer(base, port=0, rest_port=0, rest_max_body_bytes=100) as s:
+        with socket.create_connection(("localhost", s.rest_port), timeout=10) as sock:
+            sock.sendall(_http("POST", PREDICT, headers=["Content-Length: 1000",
+                                                         "Expect: 100-continue"]))
+            assert sock.recv(65536).startswith(b"HTTP/1.1 413 ")
+        body = json.dumps({**SEEDS, "instances": [1]}).encode()
+        with socket.create_connection(("localhost", s.rest_port), timeout=10) as sock:
+            sock.sendall(_http("POST", PREDICT, headers=[f"Content-Length: {len(body)}",
+                                                         "Expect: 100-continue"]))
+            assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(body)
+            response = http.client.HTTPResponse(sock, method="POST")
+            response.begin()
+            assert response.status == 200 and json.loads(response.read())["predictions"]
+
+
+def test_stop_ends_idle_keep_alive_connections(base):
+    s = ModelServer(base, port=0, rest_port=0).start()
+    try:
+        connection = http.client.HTTPConnection("localhost", s.rest_port, timeout=10)
+        connection.request("GET", "/v1/models/wgan")
+        assert connection.getresponse().read() and connection.sock is not None
+    finally:
+        s.stop()
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        connection.request("GET", "/v1/models/wgan")
+        connection.getresponse()
+    connection.close()
+
+
 def test_default_body_cap_fits_the_largest_request(server):
     servable = server.manager.servable()
     assert default_max_body_bytes(servable) == MIN_BODY_BYTES  # a tiny model: the floor

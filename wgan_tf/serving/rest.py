@@ -27,6 +27,7 @@ import logging
 import math
 import re
 import reprlib
+import socket
 import sys
 import threading
 import time
@@ -39,7 +40,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
-from tensorflow_serving.apis import model_pb2, predict_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2
 
 from wgan_tf.serving.servable import DEFAULT_SIGNATURE, RequestError
 
@@ -95,8 +96,9 @@ class RestServer:
     """A threaded HTTP server on ``port`` (0 picks a free one, then in ``.port``).
 
     ``max_body_bytes`` caps a predict request's body (None: ``default_max_body_bytes`` of the
-    model version asked); ``timeout`` is the seconds a client gets to send a request's headers,
-    and again its body.
+    model version asked); ``timeout`` is the seconds a client may stay silent while it sends a
+    request's headers (per read, as http.server times them), and the seconds its whole body may
+    take.
     """
 
     def __init__(self, models, port, host="", max_body_bytes=None, timeout=30.0):
@@ -107,12 +109,39 @@ class RestServer:
         threading.Thread(target=self._httpd.serve_forever, name="rest", daemon=True).start()
 
     def stop(self):
+        """No new connections; open ones end after the answer under way (idle ones at once)."""
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._httpd.end_connections()
 
 
 class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 64  # connections waiting for accept(); more are refused by the OS
+
+    def __init__(self, *args, **kwargs):
+        self._connections, self._connections_lock = set(), threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def end_connections(self):
+        """Keep-alive connections would outlive ``shutdown``: end their reading side, so an idle
+        one reads end-of-file now and a busy one still sends the answer it is writing."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RD)
+            except OSError:  # already closed by its thread
+                pass
 
     def handle_error(self, request, client_address):
         """A client gone mid-answer is routine; anything else is a bug, logged (not on stderr)."""
@@ -161,6 +190,11 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return parsed
 
+    def handle_expect_100(self):
+        """http.server would say 100 Continue before the path, model and size are checked: the
+        client would then upload a body that is refused. ``_read_body`` says it once they pass."""
+        return True
+
     def do_GET(self):
         self._answer()
 
@@ -182,6 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, body, headers = e.status, {"error": e.message}, e.headers
         except RequestError as e:
             status, body = _HTTP_STATUS.get(e.code, 500), {"error": e.message}
+        except ConnectionError:  # the client went away mid-request: handle_error logs it quietly
+            raise
         except Exception as e:  # a bug: the client still gets JSON, the log gets the traceback
             log.exception("REST %s %s failed", self.command, self.path)
             status, body = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
@@ -271,6 +307,9 @@ class _Handler(BaseHTTPRequestHandler):
                            f"a body of {reprlib.repr(digits)} bytes is over this server's "
                            f"limit of {limit} (wgan-tf serve --rest-max-body-bytes)")
         length, body = int(digits), bytearray()
+        if self.headers.get("Expect", "").lower() == "100-continue":
+            self.send_response_only(HTTPStatus.CONTINUE)
+            self.end_headers()
         deadline = time.monotonic() + self.timeout
         try:
             while len(body) < length:
@@ -448,5 +487,8 @@ def _to_json(name, array):
 def _metadata_json(servable):
     """GetModelMetadataResponse as TF Serving's REST API writes it: the ``Any`` that holds the
     SignatureDefMap is written unpacked (``ToJsonString`` in ``http_rest_api_util.cc``)."""
-    return {"model_spec": _proto_json(servable.metadata().model_spec),
-            "metadata": {"signature_def": _proto_json(servable.signature_def_map())}}
+    metadata = servable.metadata()
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    metadata.metadata["signature_def"].Unpack(signatures)
+    return {"model_spec": _proto_json(metadata.model_spec),
+            "metadata": {"signature_def": _proto_json(signatures)}}
