@@ -26,7 +26,7 @@ import math
 import keras
 from keras import layers
 
-from wgan_tf.errors import ConfigError
+from wgan_tf.models import check_image_size
 
 INIT_STD = 0.01
 ADVERSARY_UNITS = 512
@@ -34,11 +34,6 @@ ADVERSARY_LAYERS = 4
 # ops.batch_norm with opts batch_norm_eps 1e-5, batch_norm_decay 0.9. synchronized=True: under
 # MirroredStrategy the statistics are the global batch's, so one and several replicas agree.
 _BN = dict(momentum=0.9, epsilon=1e-5, synchronized=True)
-
-
-def _check(image_size):
-    if image_size < 16 or image_size & (image_size - 1):
-        raise ConfigError(f"image size must be a power of two >= 16, got {image_size}")
 
 
 def kernel_size(image_size):
@@ -66,7 +61,7 @@ def encoder(image_size=64, channels=3, latent_dim=8, filters=1024, gaussian=Fals
             name="encoder"):
     """Images ``[B, size, size, channels]`` in [-1, 1] -> codes ``[B, latent_dim]`` (or, with
     ``gaussian``, ``[mean, log_variance]``, each ``[B, latent_dim]``)."""
-    _check(image_size)
+    check_image_size(image_size)
     n = encoder_layers(image_size)
     images = keras.Input((image_size, image_size, channels), name="images")
     x = images
@@ -85,9 +80,15 @@ def encoder(image_size=64, channels=3, latent_dim=8, filters=1024, gaussian=Fals
     return keras.Model(images, [mean, log_variance], name=name)
 
 
+def code(encoded):
+    """The code an encoder's output stands for: itself, or a Gaussian encoder's mean (the code a
+    VAE's reconstruction, its export and its evaluation use)."""
+    return encoded[0] if isinstance(encoded, (list, tuple)) else encoded
+
+
 def decoder(image_size=64, channels=3, latent_dim=8, filters=1024, name="decoder"):
     """Codes ``[B, latent_dim]`` -> images ``[B, size, size, channels]`` in [-1, 1]."""
-    _check(image_size)
+    check_image_size(image_size)
     n = decoder_layers(image_size)
     start = image_size // 2 ** (n - 1)
     z = keras.Input((latent_dim,), name="latent")

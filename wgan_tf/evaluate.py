@@ -29,7 +29,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from wgan_tf import data, metrics
+from wgan_tf import autoencoder_models, data, metrics
 from wgan_tf.config import sampler_network
 from wgan_tf.errors import ConfigError
 from wgan_tf.rundir import load_saved, read_run_config
@@ -94,8 +94,7 @@ def evaluate(run_dir, dataset=None, num=DEFAULT_NUM, seed=0, inception_weights=N
 def reconstructions(encoder, decoder, images, batch_size=500):
     """The auto-encoder's reconstructions of ``images`` in inference mode (a VAE's through its
     posterior mean), clipped to [-1, 1]."""
-    codes = encoder.predict(images, batch_size=batch_size, verbose=0)
-    codes = codes[0] if isinstance(codes, (list, tuple)) else codes
+    codes = autoencoder_models.code(encoder.predict(images, batch_size=batch_size, verbose=0))
     return np.clip(decoder.predict(codes, batch_size=batch_size, verbose=0), -1.0, 1.0)
 
 

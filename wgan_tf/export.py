@@ -32,7 +32,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+from wgan_tf import autoencoder_models
 from wgan_tf.config import sampler_network
+from wgan_tf.data.builtin import scale_to_unit
 from wgan_tf.errors import ConfigError
 from wgan_tf.rundir import load_saved, read_run_config
 from wgan_tf.serving.versions import WARMUP_FILE, version_numbers
@@ -136,11 +138,6 @@ def _choose_version(base_path, version):
     return version
 
 
-def to_unit(images):
-    """uint8 pixels to [-1, 1] floats, as training sees them (``wgan_tf.data``)."""
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
-
-
 def encode_png(images):
     return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
 
@@ -170,8 +167,7 @@ def _archive(generator, encoder=None):
 
 def _add_encoder_endpoints(archive, encoder, decoder):
     def latent(images):
-        codes = encoder(to_unit(images), training=False)
-        return codes[0] if isinstance(codes, (list, tuple)) else codes  # a VAE's: the mean
+        return autoencoder_models.code(encoder(scale_to_unit(images), training=False))
 
     def encode(images):
         return {"latent": latent(images)}

@@ -34,7 +34,7 @@ def _batch_norm(name):
     )
 
 
-def _check_image_size(image_size):
+def check_image_size(image_size):
     if image_size < 16 or image_size & (image_size - 1):
         raise ConfigError(f"image size must be a power of two >= 16, got {image_size}")
 
@@ -46,7 +46,7 @@ def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch
     ``constant_filters`` with ``batch_norm=False`` is the paper's Fig. 6 generator: every layer has
     ``filters`` filters instead of doubling them towards the 4x4 start.
     """
-    _check_image_size(image_size)
+    check_image_size(image_size)
     n_up = int(math.log2(image_size)) - 3  # stride-2 layers between 4x4 and the output layer
     width = filters if constant_filters else filters * 2 ** n_up
     z = keras.Input((latent_dim,), name="latent")
@@ -75,7 +75,7 @@ def dcgan_critic(image_size=64, channels=3, filters=64, normalization="batch", n
     ``normalization``: "batch" (the paper's), "layer" (WGAN-GP: batch norm makes the gradient
     penalty of one sample depend on the others) or None.
     """
-    _check_image_size(image_size)
+    check_image_size(image_size)
     if normalization not in ("batch", "layer", None):
         raise ConfigError(f"unknown critic normalization {normalization!r}")
     images = keras.Input((image_size, image_size, channels), name="images")
