@@ -39,16 +39,23 @@ def gather_rows(local):
     """The global batch from every replica's rows, in replica order (the inverse of
     ``replica_rows``).
 
-    Differentiable (``ReplicaContext.all_gather``'s own gradient: the sum over replicas of the
-    gathered gradients, sliced to this replica's rows): each replica gets back, for its own rows,
-    the gradient of the *sum of every replica's loss*. So a statistic of the gathered global batch,
-    which every replica computes in full, enters each replica's loss as ``replica_share(value)``;
-    the optimizer's all-reduce then sums the shares' gradients to the statistic's gradient
+    Each replica puts its rows in their place among zeros and the replicas sum: an all-reduce,
+    not ``ReplicaContext.all_gather``, which always goes through ``merge_call`` (so it fails inside
+    the XLA-compiled per-replica step used on several GPUs) and has no XLA kernel. Adding zeros
+    is exact. Differentiable (the all-reduce's gradient is the all-reduce of the gradients, then
+    this replica's slice): each replica gets back, for its own rows, the gradient of the *sum of
+    every replica's loss*. So a statistic of the gathered global batch, which every replica
+    computes in full, enters each replica's loss as ``replica_share(value)``; the optimizer's
+    all-reduce then sums the shares' gradients to the statistic's gradient
     (tests/test_autoencoders.py checks this against one device)."""
     ctx = _context()
-    if ctx.num_replicas_in_sync == 1:
+    replicas = ctx.num_replicas_in_sync
+    if replicas == 1:
         return local
-    return ctx.all_gather(local, axis=0)
+    rows = tf.shape(local)[0]
+    before = ctx.replica_id_in_sync_group * rows
+    padding = [[before, (replicas - 1) * rows - before]] + [[0, 0]] * (local.shape.rank - 1)
+    return sum_over_replicas(tf.pad(local, padding))
 
 
 def replica_share(value):
