@@ -158,6 +158,13 @@ def main():
             result["all_reduced_bytes_per_iteration"] = total
             result["ring_bytes_sent_per_worker_per_iteration"] = 2 * total * (k - 1) / k
     print(json.dumps(report, indent=2))
+    # The gradients all-reduced must be exactly the parameters updated (docs/BENCHMARKS.md).
+    wrong = [f"{r['workers']} workers: {r['collectives']['gradients']['bytes']} gradient bytes "
+             f"all-reduced, {r['gradient_bytes_expected']} expected"
+             for r in report.values() if isinstance(r, dict) and "collectives" in r
+             and r["collectives"]["gradients"]["bytes"] != r["gradient_bytes_expected"]]
+    if wrong:
+        sys.exit("multi_worker.py: " + "; ".join(wrong))
 
 
 if __name__ == "__main__":

@@ -29,9 +29,13 @@ def start(run_dir, model, steps, *extra):
 
 
 def finish(*processes):
+    """The processes' outputs, once each has exited 0."""
+    outputs = []
     for p in processes:
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0, out
+        outputs.append(out)
+    return outputs
 
 
 def weights(run_dir, names):
@@ -57,8 +61,10 @@ def runs(tmp_path_factory):
                          str(result[model]["straight"])]) == 0
     finish(*first)
     result["wae-mmd"]["two"] = root / "wae-mmd-two-devices"
-    finish(start(result["wae-mmd"]["two"], "wae-mmd", 6, "--devices", "2"),
-           *(start(result[model]["resumed"], model, 6) for model in MODELS))
+    _, *resumed = finish(start(result["wae-mmd"]["two"], "wae-mmd", 6, "--devices", "2"),
+                         *(start(result[model]["resumed"], model, 6) for model in MODELS))
+    for model, output in zip(MODELS, resumed, strict=True):
+        result[model]["rerun output"] = output
     return result
 
 
@@ -90,6 +96,7 @@ def test_run_directory(runs, model):
 @pytest.mark.parametrize("model", MODELS)
 def test_stop_and_resume_is_bit_exact(runs, model):
     straight, resumed = runs[model]["straight"], runs[model]["resumed"]
+    assert "resuming at iteration 2 of 6" in runs[model]["rerun output"]
     a, b = weights(straight, NETWORKS[model]), weights(resumed, NETWORKS[model])
     assert a.keys() == b.keys()
     for key in a:

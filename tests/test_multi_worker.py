@@ -266,6 +266,7 @@ def test_fit_from_python_under_tf_config(tmp_path):
     reference = [w.numpy() for w in model.generator.weights + model.critic.weights]
     saved = np.load(tmp_path / "weights.npz")
     weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    assert len(weights) == 2 * len(reference), (len(weights), len(reference))
     plain, split = weights[:len(reference)], weights[len(reference):]
     differences = [max(float(np.max(np.abs(a - b))) for a, b in zip(run, reference))
                    for run in (plain, split)]

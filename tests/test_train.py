@@ -40,7 +40,8 @@ def test_stop_and_resume_gives_the_same_generator(straight_run, tmp_path):
     run_dir = str(tmp_path / "resumed")
     train(tiny_config(steps=2), run_dir, progress=False)
     train(tiny_config(steps=3), run_dir, progress=False)  # the same command with more steps
-    for resumed, straight in zip(generator_weights(run_dir), generator_weights(straight_run)):
+    for resumed, straight in zip(generator_weights(run_dir), generator_weights(straight_run),
+                                 strict=True):
         np.testing.assert_allclose(resumed, straight, rtol=1e-6, atol=1e-7)
     rows = list(csv.DictReader(open(os.path.join(run_dir, "metrics.csv"))))
     assert [int(r["generator_iteration"]) for r in rows] == [2, 3]
@@ -51,7 +52,7 @@ def test_same_seed_same_run_other_seed_other_run(straight_run, tmp_path):
     train(tiny_config(steps=3, seed=2), str(tmp_path / "other"), progress=False)
     same, other = generator_weights(str(tmp_path / "again")), generator_weights(str(tmp_path / "other"))
     reference = generator_weights(straight_run)
-    assert all(np.array_equal(a, b) for a, b in zip(same, reference))
+    assert all(np.array_equal(a, b) for a, b in zip(same, reference, strict=True))
     assert not all(np.allclose(a, b) for a, b in zip(other, reference))
 
 

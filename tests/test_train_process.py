@@ -33,7 +33,7 @@ def weights(run_dir, name="generator"):
 
 def assert_same_weights(a, b, **tolerance):
     for name in ("generator", "critic"):
-        for x, y in zip(weights(a, name), weights(b, name)):
+        for x, y in zip(weights(a, name), weights(b, name), strict=True):
             np.testing.assert_allclose(x, y, **(tolerance or dict(rtol=1e-6, atol=1e-7)))
 
 
@@ -99,7 +99,8 @@ def test_signal_checkpoints_stops_and_resumes_to_the_same_weights(tmp_path, stra
     assert os.path.exists(os.path.join(run_dir, "checkpoints", f"ckpt-{stopped_at}.index"))
     assert not os.path.exists(os.path.join(run_dir, ".lock")) or not _locked(run_dir)
 
-    wgan_tf("train", *BOOSTED, "--out", run_dir)
+    rerun = wgan_tf("train", *BOOSTED, "--out", run_dir)
+    assert f"resuming at generator iteration {stopped_at} of 6" in rerun.stdout, rerun.stdout
     assert logged_iterations(run_dir) == [1, 2, 3, 4, 5, 6]
     assert_same_weights(run_dir, straight_boosted)
 
@@ -147,7 +148,8 @@ def test_sigterm_between_iterations_logs_the_iteration_it_stops_at(tmp_path):
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
     stopped_at = int(err.split("generator iteration ")[1].split()[0])
-    wgan_tf("train", *flags, "--steps", stopped_at + 2, "--out", run_dir)
+    rerun = wgan_tf("train", *flags, "--steps", stopped_at + 2, "--out", run_dir)
+    assert f"resuming at generator iteration {stopped_at} of" in rerun.stdout, rerun.stdout
     assert logged_iterations(run_dir) == list(range(1, stopped_at + 3))
 
 
@@ -163,7 +165,9 @@ def test_kill_9_between_checkpoints_then_resume_logs_each_iteration_once(tmp_pat
     process.kill()
     process.wait()
     killed_after = logged_iterations(run_dir)
-    wgan_tf("train", *flags, "--steps", 12, "--out", run_dir)
+    rerun = wgan_tf("train", *flags, "--steps", 12, "--out", run_dir)
+    resumed_at = int(rerun.stdout.split("resuming at generator iteration ")[1].split()[0])
+    assert resumed_at in (4, 8) and resumed_at < killed_after[-1], (rerun.stdout, killed_after)
     assert logged_iterations(run_dir) == list(range(1, 13)), killed_after
     assert tensorboard_steps(run_dir) == list(range(1, 13))
     straight = str(tmp_path / "straight")
