@@ -13,9 +13,8 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from helpers import tiny_config
+from helpers import tiny_config, wgan_tf
 from wgan_tf import autoencoder_models as nets
-from wgan_tf import cli
 from wgan_tf.data import builtin
 from wgan_tf.export import export_generator, to_uint8
 from wgan_tf.serving import Client, ServerError
@@ -109,8 +108,7 @@ def test_generate_reconstruct_cli(server, held_out, tmp_path):
         Image.fromarray(image).save(paths[-1])
     out = tmp_path / "pairs.png"
     address = f"localhost:{server.port}"
-    assert cli.main(["generate", "--server", address, "--reconstruct", *map(str, paths),
-                     "--out", str(out)]) == 0
+    wgan_tf("generate", "--server", address, "--reconstruct", *paths, "--out", out)
     # one row of 3 images, their reconstructions below, padding 2, enlarged to >= 256 pixels
     picture = np.asarray(Image.open(out))
     scale = picture.shape[1] // (3 * 18 + 2)
@@ -121,7 +119,7 @@ def test_generate_reconstruct_cli(server, held_out, tmp_path):
     assert mse(bottom, expected[0][..., 0]) < 0.01  # the digit, read back from a larger RGB PNG
 
 
-def test_generate_reconstruct_refuses_a_generator(tmp_path, capsys):
+def test_generate_reconstruct_refuses_a_generator(tmp_path):
     from wgan_tf.models import dcgan_generator
 
     (tmp_path / "run").mkdir()
@@ -131,10 +129,13 @@ def test_generate_reconstruct_refuses_a_generator(tmp_path, capsys):
     export_generator(tmp_path / "run", base)
     (tmp_path / "in.png").write_bytes(b"not a png")
     with ModelServer(base, port=0) as gan_server:
-        assert cli.main(["generate", "--server", f"localhost:{gan_server.port}",
-                         "--reconstruct", str(tmp_path / "in.png"),
-                         "--out", str(tmp_path / "out.png")]) == 2
-    assert "no 'reconstruct' signature" in capsys.readouterr().err
+        result = wgan_tf("generate", "--server", f"localhost:{gan_server.port}",
+                         "--reconstruct", tmp_path / "in.png", "--out", tmp_path / "out.png",
+                         check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "no 'reconstruct' signature" in result.stderr, \
+        result.stderr
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_vae_export_reconstructs_through_the_posterior_mean(tmp_path):

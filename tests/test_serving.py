@@ -25,7 +25,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 from tensorflow_serving.config import model_server_config_pb2
 
-from wgan_tf import cli
+from helpers import wgan_tf
 from wgan_tf.errors import ConfigError
 from wgan_tf.export import export_generator
 from wgan_tf.models import dcgan_generator
@@ -237,7 +237,7 @@ def test_server_down_is_one_clear_error():
     assert "no server answering at localhost:1" in str(raised.value)
 
 
-def test_cli_serve_generate_and_sigterm(base, tmp_path, capsys):
+def test_cli_serve_generate_and_sigterm(base, tmp_path):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "wgan_tf.cli", "serve", "--model-base-path",
                                str(base), "--port", str(port)],
@@ -246,12 +246,11 @@ def test_cli_serve_generate_and_sigterm(base, tmp_path, capsys):
     try:
         address = f"localhost:{port}"
         grid, each = tmp_path / "grid.png", tmp_path / "each"
-        assert cli.main(["generate", "--server", address, "--num", "10", "--seed", "3",
-                         "--out", str(grid), "--wait", "120"]) == 0
+        wgan_tf("generate", "--server", address, "--num", "10", "--seed", "3", "--out", grid,
+                "--wait", "120")
         # 4 columns, 3 rows, padding 2, enlarged 4x (nearest) to be at least 256 pixels wide
         assert Image.open(grid).size == (4 * (4 * 18 + 2), 4 * (3 * 18 + 2))
-        assert cli.main(["generate", "--server", address, "--num", "2", "--seed", "3",
-                         "--out", f"{each}/"]) == 0
+        wgan_tf("generate", "--server", address, "--num", "2", "--seed", "3", "--out", f"{each}/")
         assert sorted(p.name for p in each.iterdir()) == ["seed_3.png", "seed_4.png"]
     finally:
         server.send_signal(signal.SIGTERM)

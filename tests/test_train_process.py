@@ -153,6 +153,34 @@ def test_sigterm_between_iterations_logs_the_iteration_it_stops_at(tmp_path):
     assert logged_iterations(run_dir) == list(range(1, stopped_at + 3))
 
 
+WAE_FLAGS = ["--model", "wae", "--dataset", "digits:train", "--image-size", 16, "--channels", 1,
+             "--filters", 8, "--batch-size", 8, "--epoch-steps", 3, "--log-every", 1,
+             "--checkpoint-every", 100, "--jit-compile", "off", "--seed", 4, "--quiet"]
+
+
+def test_sigterm_stops_and_resumes_an_autoencoder(tmp_path):
+    """The same stop for the other families (their step is an encoder/decoder iteration)."""
+    run_dir = str(tmp_path / "run")
+    process = start_wgan_tf("train", *WAE_FLAGS, "--steps", 1000, "--out", run_dir)
+    wait_for(lambda: len(metrics_rows(run_dir)) >= 2, what="two logged iterations",
+             process=process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("wgan-tf train: stopped by SIGTERM at iteration "), err
+    stopped_at = int(message.split("at iteration ")[1].split()[0])
+    rerun = wgan_tf("train", *WAE_FLAGS, "--steps", stopped_at + 2, "--out", run_dir)
+    assert f"resuming at iteration {stopped_at} of {stopped_at + 2}" in rerun.stdout, rerun.stdout
+    rows = [int(r["iteration"]) for r in metrics_rows(run_dir)]
+    assert rows == list(range(1, stopped_at + 3))
+    straight = str(tmp_path / "straight")
+    wgan_tf("train", *WAE_FLAGS, "--steps", stopped_at + 2, "--out", straight)
+    for name in ("encoder", "decoder"):
+        for x, y in zip(weights(run_dir, name), weights(straight, name), strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
 # -- crashes -------------------------------------------------------------------------------------
 
 def test_kill_9_between_checkpoints_then_resume_logs_each_iteration_once(tmp_path):
