@@ -34,16 +34,18 @@ class LocalJob:
     localhost, each with its own ``TF_CONFIG``, output files and ``TMPDIR`` (so that what a worker
     leaves behind shows)."""
 
-    def __init__(self, directory, *args, chief=False, command=WGAN_TF):
+    def __init__(self, directory, *args, chief=False, command=WGAN_TF, extra=((), ())):
         # TFJob's two layouts: workers only (worker 0 is the chief), or a Chief replica and workers
+        # (``extra``: more arguments for each task)
         self.processes = []
         self.directory = directory
         for i, tf_config in enumerate(distribute.local_cluster(2, chief=chief)):
+            args_i = [*args, *extra[i]]
             (directory / f"tmp{i}").mkdir(parents=True)
             env = user_env(TF_CONFIG=tf_config, TMPDIR=str(directory / f"tmp{i}"))
             with open(directory / f"{i}.out", "w") as out, open(directory / f"{i}.err", "w") as err:
                 self.processes.append(subprocess.Popen(
-                    [command, *map(str, args)], stdout=out, stderr=err, env=env,
+                    [command, *map(str, args_i)], stdout=out, stderr=err, env=env,
                     start_new_session=True))
 
     def wait(self, timeout):
@@ -348,6 +350,17 @@ def test_a_killed_worker_ends_the_other_with_one_line(tmp_path, killed):
         "\\(exit 129\\); restart the job to resume from the last checkpoint", message), message
     assert len(job.err(1 - killed).strip().splitlines()) == 1
     assert seconds < 60
+
+
+def test_workers_started_with_other_settings_are_refused(tmp_path):
+    run_dir = str(tmp_path / "job")
+    with LocalJob(tmp_path / "logs", "train", *TINY_FLAGS, "--steps", 2, "--out", run_dir,
+                  extra=((), ("--n-critic", 3))) as job:
+        assert job.wait(120) == [2, 2], job.err(0) + job.err(1)
+    for i in (0, 1):
+        assert one_line(job.err(i)) == (
+            "wgan-tf train: error: the workers of this job were started with different settings; "
+            "run the same wgan-tf train command on every worker")
 
 
 def refuses_a_second_job(directory, flags, run_dir, chief_pid):

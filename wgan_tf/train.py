@@ -20,6 +20,7 @@ import math
 import os
 import signal
 import threading
+import zlib
 
 import keras
 import tensorflow as tf
@@ -149,16 +150,20 @@ def _claim(job, run_dir, config):
     if job.chief:
         try:
             lock = rundir.Lock(run_dir)
-            config = rundir.store_config(run_dir, config)
+            rundir.store_config(run_dir, config)
         except ConfigError as e:
             error = e
     try:
-        chief_failed = job.gather(error is not None)[0, 0]
+        # Workers started with other settings would only fail later, as workers out of step.
+        seen = job.gather(error is not None, zlib.crc32(config.to_json().encode()))
         if error is not None:
             raise error
-        if chief_failed:
+        if seen[0, 0]:
             raise ConfigError(f"the chief could not start the run in {run_dir} (its log says "
                               "why); stopping with it")
+        if (seen[:, 1] != seen[0, 1]).any():
+            raise ConfigError("the workers of this job were started with different settings; "
+                              "run the same wgan-tf train command on every worker")
         yield config
     finally:
         if lock is not None:
