@@ -136,18 +136,24 @@ def test_sigterm_at_64x64_stops_within_seconds(tmp_path):
     assert stop_seconds < 20, stop_seconds
 
 
-def test_sigterm_between_iterations_logs_the_iteration_it_stops_at(tmp_path):
-    """Without the boost the stop comes at a step boundary: the iteration checkpointed there was
-    logged too, so the resumed run has every row once."""
-    run_dir = str(tmp_path / "run")
-    flags = [*TINY_FLAGS, "--no-critic-boost", "--log-every", 1, "--checkpoint-every", 100]
+def sigterm_after_two_rows(flags, run_dir):
+    """Starts a long run, sends SIGTERM once two iterations are logged; returns its last line."""
     process = start_wgan_tf("train", *flags, "--steps", 1000, "--out", run_dir)
     wait_for(lambda: len(metrics_rows(run_dir)) >= 2, what="two logged iterations",
              process=process)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
-    stopped_at = int(err.split("generator iteration ")[1].split()[0])
+    return err.strip().splitlines()[-1]
+
+
+def test_sigterm_between_iterations_logs_the_iteration_it_stops_at(tmp_path):
+    """Without the boost the stop comes at a step boundary: the iteration checkpointed there was
+    logged too, so the resumed run has every row once."""
+    run_dir = str(tmp_path / "run")
+    flags = [*TINY_FLAGS, "--no-critic-boost", "--log-every", 1, "--checkpoint-every", 100]
+    message = sigterm_after_two_rows(flags, run_dir)
+    stopped_at = int(message.split("generator iteration ")[1].split()[0])
     rerun = wgan_tf("train", *flags, "--steps", stopped_at + 2, "--out", run_dir)
     assert f"resuming at generator iteration {stopped_at} of" in rerun.stdout, rerun.stdout
     assert logged_iterations(run_dir) == list(range(1, stopped_at + 3))
@@ -161,14 +167,8 @@ WAE_FLAGS = ["--model", "wae", "--dataset", "digits:train", "--image-size", 16, 
 def test_sigterm_stops_and_resumes_an_autoencoder(tmp_path):
     """The same stop for the other families (their step is an encoder/decoder iteration)."""
     run_dir = str(tmp_path / "run")
-    process = start_wgan_tf("train", *WAE_FLAGS, "--steps", 1000, "--out", run_dir)
-    wait_for(lambda: len(metrics_rows(run_dir)) >= 2, what="two logged iterations",
-             process=process)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 143, err
-    message = err.strip().splitlines()[-1]
-    assert message.startswith("wgan-tf train: stopped by SIGTERM at iteration "), err
+    message = sigterm_after_two_rows(WAE_FLAGS, run_dir)
+    assert message.startswith("wgan-tf train: stopped by SIGTERM at iteration "), message
     stopped_at = int(message.split("at iteration ")[1].split()[0])
     rerun = wgan_tf("train", *WAE_FLAGS, "--steps", stopped_at + 2, "--out", run_dir)
     assert f"resuming at iteration {stopped_at} of {stopped_at + 2}" in rerun.stdout, rerun.stdout
