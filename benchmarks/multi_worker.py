@@ -39,7 +39,7 @@ def worker(args):
     import tensorflow as tf
 
     from wgan_tf import models
-    from wgan_tf.gan import WGAN
+    from wgan_tf.wgan import WGAN
 
     strategy = job.strategy
     with strategy.scope():

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from wgan_tf import distribute, models  # noqa: E402
-from wgan_tf.gan import WGAN  # noqa: E402
+from wgan_tf.wgan import WGAN  # noqa: E402
 
 
 def conv_flops(model, batch):

@@ -31,7 +31,8 @@ import tensorflow as tf  # noqa: E402
 
 import paper_claims  # noqa: E402  (experiments/ is the script's directory: shares save())
 from wgan_tf import data, losses, metrics, models, probes, rng  # noqa: E402
-from wgan_tf.gan import GAN, WGAN  # noqa: E402
+from wgan_tf.gan import GAN
+from wgan_tf.wgan import WGAN  # noqa: E402
 
 SEED = 0
 COLORS = {"clip": "tab:green", "gp": "tab:blue", "gan": "tab:red", "minimax": "tab:purple"}

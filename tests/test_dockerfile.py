@@ -387,7 +387,7 @@ def _pattern_regex(pattern):
     (".git/HEAD", False),
     ("runs/bedrooms/checkpoints/ckpt-1.index", False),
     ("run1/metrics.csv", False),
-    ("tests/test_gan.py", False),
+    ("tests/test_wgan.py", False),
     ("docs/DESIGN.md", False),
     ("build/lib/wgan_tf/cli.py", False),
     ("wgan_tf/__pycache__/cli.cpython-311.pyc", False),

@@ -9,11 +9,12 @@ import importlib
 __version__ = "0.1.0"
 
 # Public name -> module that defines it.
-_CLASSES = {"WGAN": "wgan_tf.gan", "GAN": "wgan_tf.gan", "WAE": "wgan_tf.wae",
+_CLASSES = {"WGAN": "wgan_tf.wgan", "GAN": "wgan_tf.gan", "WAE": "wgan_tf.wae",
             "VAE": "wgan_tf.vae"}
-_SUBMODULES = ("autoencoder", "autoencoder_models", "callbacks", "config", "data", "distribute",
-               "evaluate", "explain", "export", "generative", "lipschitz", "losses", "metrics",
-               "models", "pictures", "replicas", "rng", "rundir", "serving", "train", "vae", "wae")
+_SUBMODULES = ("autoencoder", "autoencoder_models", "build", "callbacks", "config", "data",
+               "distribute", "evaluate", "explain", "export", "gan", "generative", "lipschitz",
+               "losses", "metrics", "models", "pictures", "replicas", "rng", "rundir", "serving",
+               "train", "vae", "wae", "wgan")
 
 __all__ = [*_CLASSES, *_SUBMODULES]
 

@@ -97,28 +97,3 @@ class AutoEncoder(GenerativeModel):
         return rng.normal([global_batch, self.latent_dim], self.seed, stream,
                           self.train_iterations.value)
 
-
-def build(train_config, jit_compile=False):
-    """The ``wae`` or ``vae`` model for a ``TrainConfig``, compiled (call it inside the strategy's
-    scope)."""
-    from wgan_tf import autoencoder_models as nets
-    from wgan_tf.vae import VAE
-    from wgan_tf.wae import WAE
-
-    c = train_config
-    shape = (c.image_size, c.channels, c.latent_dim, c.filters)
-    encoder = nets.encoder(*shape, gaussian=c.model == "vae")
-    decoder = nets.decoder(*shape)
-    schedule = config.learning_rate_schedule
-    optimizers = dict(autoencoder_optimizer=config.make_optimizer(
-        c, schedule(c.learning_rate, c.epoch_steps)))
-    if c.model == "vae":
-        model = VAE(encoder, decoder, kl_weight=c.penalty_weight, seed=c.seed)
-    else:
-        model = WAE(encoder, decoder, penalty=c.penalty, penalty_weight=c.penalty_weight,
-                    seed=c.seed)
-        if c.penalty == "gan":
-            optimizers["adversary_optimizer"] = config.make_optimizer(
-                c, schedule(c.adversary_learning_rate, c.epoch_steps))
-    model.compile(jit_compile=jit_compile, **optimizers)
-    return model

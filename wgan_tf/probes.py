@@ -13,10 +13,11 @@ import numpy as np
 import tensorflow as tf
 
 from wgan_tf import config, lipschitz, rng
-from wgan_tf.gan import GAN, WGAN
+from wgan_tf.gan import GAN
+from wgan_tf.wgan import WGAN
 
 OBJECTIVES = ("wasserstein", "gan")
-_PENALTY_MIX = 1  # the rng stream of WGAN-GP's mixing factors (as in wgan_tf.gan)
+_PENALTY_MIX = 1  # the rng stream of WGAN-GP's mixing factors (as in wgan_tf.wgan)
 
 
 def default_critic_optimizer(objective="wasserstein", penalty="gp"):

@@ -22,13 +22,11 @@ import signal
 import threading
 import zlib
 
-import keras
 import tensorflow as tf
 
-from wgan_tf import autoencoder, callbacks, data, distribute, models, rundir
+from wgan_tf import build, callbacks, data, distribute, rundir
 from wgan_tf.config import TrainConfig, make_optimizer
 from wgan_tf.errors import ConfigError, Stopped
-from wgan_tf.gan import GAN, WGAN
 from wgan_tf.generative import TrainingInterrupted
 
 
@@ -60,23 +58,7 @@ CPU_XLA_FASTER = False
 
 def build_model(config, strategy):
     """The model for ``config``, made and compiled inside ``strategy``'s scope."""
-    with strategy.scope():
-        keras.utils.set_random_seed(config.seed)
-        if config.autoencoder:  # --model wae, vae
-            return autoencoder.build(config, use_xla(config))
-        generator, critic = models.build_pair(
-            config.arch, config.image_size, config.channels, config.latent_dim, config.filters,
-            critic_normalization="layer" if config.penalty == "gp" else "batch",
-            point_dim=data.point_dim(config.dataset))
-        if config.model == "gan":
-            model = GAN(generator, critic, n_critic=config.n_critic, seed=config.seed)
-        else:
-            model = WGAN(generator, critic, n_critic=config.n_critic, penalty=config.penalty,
-                         clip_value=config.clip_value, gp_weight=config.gp_weight,
-                         critic_boost=config.critic_boost, seed=config.seed)
-        model.compile(jit_compile=use_xla(config), critic_optimizer=make_optimizer(config),
-                      generator_optimizer=make_optimizer(config))
-    return model
+    return build.build_model(config, strategy, jit_compile=use_xla(config))
 
 
 def checkpoint_manager(model, run_dir):

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from wgan_tf import config, data, distribute, gan, models, replicas
-from wgan_tf.gan import WGAN
+from wgan_tf.wgan import WGAN
 
 
 def make_wgan(strategy, penalty="clip", arch="dcgan", optimizer=None, jit_compile=False, **kwargs):
