@@ -7,7 +7,9 @@ settings; ``None`` defaults are resolved there, per model, penalty and dataset.
 """
 import argparse
 
-from wgan_tf.config import COLLECTIVE_TIMEOUT, PENALTIES, TrainConfig
+from wgan_tf.config import (COLLECTIVE_TIMEOUT, GENERATOR_CHOICES, PENALTIES, PRECISIONS,
+                            TrainConfig)
+
 
 def train(parser):
     d = TrainConfig.__dataclass_fields__
@@ -57,6 +59,22 @@ def train(parser):
       help="wae, vae: steps per epoch of the learning-rate schedule (halved at epoch 30, /5 at "
            "50, /10 at 100); default: dataset size // batch size where known (digits), else 0, "
            "a constant rate")
+    a("--precision", default=d["precision"].default, choices=PRECISIONS,
+      help="compute in float32 (the paper's, default), bfloat16 or float16 (with loss scaling); "
+           "variables, losses and metrics stay float32")
+    a("--ema", type=float, default=None, metavar="DECAY",
+      help="keep an exponential moving average of the generator's weights (e.g. 0.999, with a "
+           "warm-up: decay min(DECAY, (1+t)/(10+t)) at iteration t) and sample, evaluate and "
+           "export it; default: none (the paper's)")
+    a("--augment", default=None, metavar="POLICY",
+      help="DiffAugment for small datasets: a comma-separated list of color, translation, "
+           "cutout applied to every image the critic sees; default: none (the paper's)")
+    a("--eval-every", type=int, default=d["eval_every"].default, metavar="N",
+      help="every N steps, measure the samples (classifier FD and KID where the dataset has a "
+           "classifier, else sliced Wasserstein) into metrics.csv and TensorBoard; default 0: "
+           "never")
+    a("--eval-num", type=int, default=d["eval_num"].default, metavar="N",
+      help="samples (generated and real) per --eval-every measurement (default %(default)s)")
     a("--steps", type=int, default=d["steps"].default,
       help="generator iterations (encoder/decoder updates for wae and vae) to reach "
            "(default %(default)s)")
@@ -89,6 +107,13 @@ def export(parser):
                              "(default: %(default)s)")
     parser.add_argument("--version", type=int, default=None,
                         help="version number (default: one more than the highest present)")
+    _generator_choice(parser, "export")
+
+
+def _generator_choice(parser, verb):
+    parser.add_argument("--generator", default=None, choices=GENERATOR_CHOICES,
+                        help=f"GANs: {verb} the generator's EMA (ema) or the raw generator (raw); "
+                             "default: the EMA where the run keeps one (--ema), else the raw one")
 
 
 def serve(parser):
@@ -142,15 +167,17 @@ def evaluate(parser):
       help="generated and real samples each (default %(default)s)")
     a("--seed", type=int, default=0, help="seed of the latents and the real draw")
     a("--inception-weights", default=None, metavar="PATH",
-      help="InceptionV3 no-top Keras weights (.h5) for FID; never downloaded")
+      help="InceptionV3 Keras weights (.h5) for FID and KID; the full file also gives the "
+           "Inception Score, the no-top one does not; never downloaded")
     a("--reconstruction-dataset", default=None, metavar="SPEC",
       help="auto-encoders: the images whose reconstruction error is measured (default: the "
            "run's held-out images where known, digits:test for digits:train, else the run's "
            "dataset)")
     a("--cache-dir", default=None,
-      help="where the digits classifier is kept (default $XDG_CACHE_HOME/wgan-tf or "
-           "~/.cache/wgan-tf)")
+      help="where the datasets' classifiers and the real images' reference features are kept "
+           "(default $XDG_CACHE_HOME/wgan-tf or ~/.cache/wgan-tf)")
     a("--data-dir", default=None, help="TFDS data directory")
+    _generator_choice(parser, "evaluate")
 
 
 def explain(parser):
@@ -161,6 +188,7 @@ def explain(parser):
     a("--num", type=int, default=8, help="images per row (default %(default)s)")
     a("--seed", type=int, default=0, help="seed of the latents and the real draw")
     a("--data-dir", default=None, help="TFDS data directory")
+    _generator_choice(parser, "explain the samples of")
 
 
 COMMANDS = {

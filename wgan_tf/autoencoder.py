@@ -59,8 +59,7 @@ class AutoEncoder(GenerativeModel):
         self.autoencoder_optimizer = autoencoder_optimizer or keras.optimizers.Adam(
             config.learning_rate_schedule(config.WAE_ADAM["learning_rate"], epoch_steps),
             **{k: v for k, v in config.WAE_ADAM.items() if k != "learning_rate"})
-        # Built here, inside the strategy scope the model was made in (see DESIGN, known traps).
-        self.autoencoder_optimizer.build(self.autoencoder_variables)
+        self.prepare_optimizer("autoencoder_optimizer", self.autoencoder_variables)
 
     @property
     def autoencoder_variables(self):
@@ -87,11 +86,11 @@ class AutoEncoder(GenerativeModel):
 
     def update_autoencoder(self, tape, objective, cost):
         """Descend the objective (computed under ``tape``) over the encoder and decoder; report
-        the global values."""
-        grads = tape.gradient(objective, self.autoencoder_variables)
-        self.autoencoder_optimizer.apply(grads, self.autoencoder_variables)
-        self.objective_tracker.update_state(sum_over_replicas(objective))
-        self.reconstruction_tracker.update_state(sum_over_replicas(cost))
+        the global values. Returns ``minimize``'s answer."""
+        made = self.minimize("autoencoder_optimizer", tape, objective, self.autoencoder_variables)
+        self.record(self.objective_tracker, sum_over_replicas(objective), made)
+        self.record(self.reconstruction_tracker, sum_over_replicas(cost), made)
+        return made
 
     def prior(self, global_batch, stream=PRIOR):
         return rng.normal([global_batch, self.latent_dim], self.seed, stream,

@@ -52,9 +52,9 @@ def _normal():
     return keras.initializers.RandomNormal(0.0, INIT_STD)
 
 
-def _dense(units, name, activation=None):
+def _dense(units, name, activation=None, dtype=None):
     return layers.Dense(units, activation=activation, kernel_initializer=_normal(),
-                        bias_initializer="zeros", name=name)
+                        bias_initializer="zeros", name=name, dtype=dtype)
 
 
 def encoder(image_size=64, channels=3, latent_dim=8, filters=1024, gaussian=False,
@@ -74,9 +74,10 @@ def encoder(image_size=64, channels=3, latent_dim=8, filters=1024, gaussian=Fals
         x = layers.ReLU()(x)
     x = layers.Flatten()(x)
     if not gaussian:
-        return keras.Model(images, _dense(latent_dim, "latent")(x), name=name)
-    mean = _dense(latent_dim, "mean")(x)
-    log_variance = _dense(latent_dim, "log_variance")(x)
+        # Codes in float32 under any precision (wgan_tf.precision): the latent penalties' input.
+        return keras.Model(images, _dense(latent_dim, "latent", dtype="float32")(x), name=name)
+    mean = _dense(latent_dim, "mean", dtype="float32")(x)
+    log_variance = _dense(latent_dim, "log_variance", dtype="float32")(x)
     return keras.Model(images, [mean, log_variance], name=name)
 
 
@@ -114,4 +115,4 @@ def latent_adversary(latent_dim=8, units=ADVERSARY_UNITS, name="adversary"):
     x = z
     for i in range(ADVERSARY_LAYERS):
         x = _dense(units, f"h{i + 1}_lin", activation="relu")(x)
-    return keras.Model(z, _dense(1, "hfinal_lin")(x), name=name)
+    return keras.Model(z, _dense(1, "hfinal_lin", dtype="float32")(x), name=name)

@@ -6,7 +6,7 @@ their networks; none of them imports it.
 """
 import keras
 
-from wgan_tf import autoencoder_models, data, models
+from wgan_tf import autoencoder_models, data, models, precision
 from wgan_tf.config import learning_rate_schedule, make_optimizer
 from wgan_tf.gan import GAN
 from wgan_tf.vae import VAE
@@ -18,8 +18,10 @@ def build_model(config, strategy, jit_compile=False):
     """The model for ``config``, made and compiled inside ``strategy``'s scope."""
     with strategy.scope():
         keras.utils.set_random_seed(config.seed)
-        model = autoencoder(config) if config.autoencoder else gan(config)
-        model.compile(jit_compile=jit_compile, **optimizers(config))
+        with precision.policy(config.precision):
+            model = autoencoder(config) if config.autoencoder else gan(config)
+        model.compile(jit_compile=jit_compile, loss_scaling=config.precision == "float16",
+                      **optimizers(config))
     return model
 
 
@@ -29,11 +31,12 @@ def gan(config):
         config.arch, config.image_size, config.channels, config.latent_dim, config.filters,
         critic_normalization="layer" if config.penalty == "gp" else "batch",
         point_dim=data.point_dim(config.dataset))
+    options = dict(seed=config.seed, ema_decay=config.ema, augment=config.augment)
     if config.model == "gan":
-        return GAN(generator, critic, n_critic=config.n_critic, seed=config.seed)
+        return GAN(generator, critic, n_critic=config.n_critic, **options)
     return WGAN(generator, critic, n_critic=config.n_critic, penalty=config.penalty,
                 clip_value=config.clip_value, gp_weight=config.gp_weight,
-                critic_boost=config.critic_boost, seed=config.seed)
+                critic_boost=config.critic_boost, **options)
 
 
 def autoencoder(config):

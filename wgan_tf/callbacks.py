@@ -4,6 +4,8 @@ All of them count in the model's steps (``model.step_counter``: generator iterat
 paper's x-axis), read from the model's counter.
 """
 import csv
+import io
+import math
 import os
 import tempfile
 
@@ -14,7 +16,7 @@ from tqdm.auto import tqdm
 
 from wgan_tf import data, pictures, rng
 from wgan_tf.generative import TrainingInterrupted
-from wgan_tf.rundir import save_keras
+from wgan_tf.rundir import save_keras, write_atomically
 
 
 def _step(model):
@@ -59,7 +61,8 @@ class ProgressBar(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(_step(self.model) - self.bar.n)
         self.bar.set_postfix({k: f"{float(v):.4g}" for k, v in (logs or {}).items()
-                              if not k.endswith("iteration")}, refresh=False)
+                              if not k.endswith("iteration") and not math.isnan(float(v))},
+                             refresh=False)
 
     def close(self):
         self.bar.close()
@@ -67,7 +70,8 @@ class ProgressBar(keras.callbacks.Callback):
 
 class MetricsCSV(keras.callbacks.Callback):
     """``metrics.csv``: a row per logging period, the model's counters first (the step counter
-    leading), appended across resumes."""
+    leading), appended across resumes. A column that appears later (a resumed run with
+    ``--eval-every``, say) is added to the header, earlier rows left empty in it."""
 
     def __init__(self, path):
         super().__init__()
@@ -77,12 +81,27 @@ class MetricsCSV(keras.callbacks.Callback):
         logs = dict(logs or {})
         row = {k: int(logs.pop(k)) for k in self.model.counter_logs()}
         row.update({k: float(v) for k, v in sorted(logs.items())})
-        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        header = self._header()
+        if header and not set(row) <= set(header):
+            header = header + [k for k in row if k not in header]
+            with open(self.path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+            write_atomically(self.path, text.getvalue())
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
+            writer = csv.DictWriter(f, fieldnames=header or list(row))
+            if not header:
                 writer.writeheader()
             writer.writerow(row)
+
+    def _header(self):
+        if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
+            return None
+        with open(self.path, newline="") as f:
+            return next(csv.reader(f), None)
 
 
 class TensorBoardScalars(keras.callbacks.Callback):
@@ -96,7 +115,8 @@ class TensorBoardScalars(keras.callbacks.Callback):
         step = _step(self.model)
         with self.writer.as_default(step=step):
             for name, value in (logs or {}).items():
-                if not name.endswith("_iteration"):
+                # NaN: a measure not taken this period (--eval-every), or nothing recorded.
+                if not name.endswith("_iteration") and not math.isnan(float(value)):
                     tf.summary.scalar(name, float(value))
         self.writer.flush()
 
@@ -141,6 +161,34 @@ class SampleGrid(keras.callbacks.Callback):
         picture = pictures.grid(pictures.to_uint8(samples))
         pictures.save_png(picture, path)
         return picture
+
+
+class QualityLog(keras.callbacks.Callback):
+    """Every ``every`` steps (a multiple of the logging period), the quality of the model's
+    samples (``quality``: a ``wgan_tf.quality.Quality``) into the period's logs, so that
+    metrics.csv and TensorBoard get them; NaN in the other rows. The measures are those of the
+    model's sampler (the generator's EMA where the model keeps one); with an EMA, the raw
+    generator's are logged too, as ``raw_NAME``. Put it before the callbacks that write the
+    logs."""
+
+    def __init__(self, quality, every):
+        super().__init__()
+        self.quality, self.every = quality, every
+
+    def _networks(self):
+        networks = {"": self.model.sampler}
+        if getattr(self.model, "generator_ema", None) is not None:
+            networks["raw_"] = self.model.generator
+        return networks
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        measure = _step(self.model) % self.every == 0
+        for prefix, network in self._networks().items():
+            measured = self.quality.measure(network) if measure else {}
+            logs.update({prefix + key: measured.get(key, float("nan"))
+                         for key in self.quality.keys()})
 
 
 class RunCheckpoint(keras.callbacks.Callback):

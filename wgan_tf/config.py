@@ -49,15 +49,33 @@ VAE_KL_WEIGHT = 1.0
 # digits:test is every fifth digit (the digits classifier's held-out set), digits:train the rest.
 DATASET_SIZES = {"digits": 1797, "digits:train": 1437, "digits:test": 360}
 
+# --precision (wgan_tf.precision) and --augment's DiffAugment policies (wgan_tf.augment).
+PRECISIONS = ("float32", "bfloat16", "float16")
+AUGMENT_POLICIES = ("color", "translation", "cutout")
+
 # --model: the family, and the penalties (--penalty) it takes, the first being its default.
 PENALTIES = {"wgan": ("clip", "gp"), "gan": ("none",), "wae": ("mmd", "gan"), "vae": ("none",)}
 AUTOENCODERS = ("wae", "vae")
 
 
-def sampler_network(model):
-    """The network of a ``--model`` family that maps latents to samples (what is exported and
-    plotted), by its run-directory name: ``decoder`` for auto-encoders, else ``generator``."""
-    return "decoder" if model in AUTOENCODERS else "generator"
+GENERATOR_CHOICES = ("ema", "raw")
+
+
+def sampler_network(run_config, generator=None):
+    """The network of a run (``run_config``: its config.json) that maps latents to samples, by its
+    run-directory name: ``decoder`` for auto-encoders; for GANs the generator's EMA
+    (``generator_ema``) where the run keeps one, else ``generator``. ``generator`` ("ema" or
+    "raw", the ``--generator`` of export, evaluate and explain) asks for one of them."""
+    if run_config.get("model", "wgan") in AUTOENCODERS:
+        if generator is not None:
+            raise ConfigError("--generator is for GANs; an auto-encoder samples with its decoder")
+        return "decoder"
+    if generator not in (None, *GENERATOR_CHOICES):
+        raise ConfigError(f"--generator must be ema or raw, got {generator!r}")
+    if generator == "ema" and not run_config.get("ema"):
+        raise ConfigError("this run keeps no generator EMA (it was trained without --ema); "
+                          "use --generator raw")
+    return "generator_ema" if run_config.get("ema") and generator != "raw" else "generator"
 
 
 @dataclasses.dataclass
@@ -103,6 +121,16 @@ class TrainConfig:
     # Steps per epoch of the learning-rate schedule (LR_DECAY_EPOCHS). None: the dataset's size
     # over the batch size where it is known (DATASET_SIZES), else 0: a constant learning rate.
     epoch_steps: Optional[int] = None
+    # Mixed precision (wgan_tf.precision): "float32" (the paper's), "bfloat16" or "float16".
+    precision: str = "float32"
+    # Generator EMA decay (wgan_tf.ema), e.g. 0.999; None: no EMA (the paper's).
+    ema: Optional[float] = None
+    # DiffAugment policies (wgan_tf.augment), e.g. "color,translation,cutout"; None: none.
+    augment: Optional[str] = None
+    # Sample quality measured every this many steps into metrics.csv (wgan_tf.quality), on
+    # eval_num samples; 0: never.
+    eval_every: int = 0
+    eval_num: int = 2000
     steps: int = 100_000
     seed: int = 0
     devices: int = 1
@@ -113,7 +141,7 @@ class TrainConfig:
 
     # Settings that may change when a run is resumed; the rest define the run.
     RESUMABLE = ("steps", "devices", "log_every", "sample_every", "checkpoint_every",
-                 "jit_compile")
+                 "jit_compile", "eval_every", "eval_num")
 
     @property
     def toy(self):
@@ -201,6 +229,24 @@ class TrainConfig:
                 raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1), got {value}")
         if self.jit_compile not in ("auto", "on", "off"):
             raise ConfigError(f"jit-compile must be auto, on or off, got {self.jit_compile!r}")
+        self._validate_quality_options()
+
+    def _validate_quality_options(self):
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of "
+                              f"{', '.join(PRECISIONS)}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ConfigError(f"ema must be a decay in (0, 1), e.g. 0.999, got {self.ema}")
+        if (self.ema or self.augment) and self.autoencoder:
+            raise ConfigError("--ema and --augment are for GANs (--model wgan or gan)")
+        policies = parse_augment(self.augment)
+        self.augment = ",".join(policies) or None
+        if self.eval_every < 0 or self.eval_num < 2:
+            raise ConfigError(f"eval-every must be >= 0 and eval-num >= 2, got {self.eval_every} "
+                              f"and {self.eval_num}")
+        if self.eval_every % self.log_every:
+            raise ConfigError(f"eval-every ({self.eval_every}) must be a multiple of log-every "
+                              f"({self.log_every}): measures land in the rows of metrics.csv")
 
     def _validate_autoencoder(self):
         if self.toy:
@@ -235,6 +281,19 @@ class TrainConfig:
         """Names of the settings, other than resumable ones, where ``other`` differs."""
         return [f.name for f in dataclasses.fields(self)
                 if f.name not in self.RESUMABLE and getattr(self, f.name) != getattr(other, f.name)]
+
+
+def parse_augment(policy):
+    """``"color,translation,cutout"`` -> the policies in their order of application; None, ""
+    or "none" -> ()."""
+    if policy is None or policy.strip().lower() in ("", "none"):
+        return ()
+    names = [name.strip() for name in policy.split(",")]
+    unknown = [name for name in names if name not in AUGMENT_POLICIES]
+    if unknown or len(set(names)) != len(names):
+        raise ConfigError(f"--augment takes a comma-separated list of "
+                          f"{', '.join(AUGMENT_POLICIES)} (each once), got {policy!r}")
+    return tuple(name for name in AUGMENT_POLICIES if name in names)
 
 
 def paper_optimizer(model, penalty, toy=False):

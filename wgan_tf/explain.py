@@ -14,14 +14,15 @@ import numpy as np
 import tensorflow as tf
 
 from wgan_tf import data, pictures
-from wgan_tf.config import AUTOENCODERS
+from wgan_tf.config import AUTOENCODERS, sampler_network
 from wgan_tf.errors import ConfigError
 from wgan_tf.evaluate import generated_samples, real_samples
 from wgan_tf.rundir import load_saved, read_run_config
 
 
 def run(args):
-    print(explain(args.run_dir, args.out, args.dataset, args.num, args.seed, args.data_dir))
+    print(explain(args.run_dir, args.out, args.dataset, args.num, args.seed, args.data_dir,
+                  args.generator))
 
 
 def critic_score(outputs):
@@ -63,7 +64,7 @@ def gradcam_plus_plus_maps(critic, images, layer):
         critic_score, images, penultimate_layer=layer, seek_penultimate_conv_layer=False)
 
 
-def explain(run_dir, out, dataset=None, num=8, seed=0, data_dir=None):
+def explain(run_dir, out, dataset=None, num=8, seed=0, data_dir=None, generator=None):
     """Writes the figure for ``run_dir`` to ``out`` and returns ``out``."""
     config = read_run_config(run_dir)
     spec = dataset or config["dataset"]
@@ -76,7 +77,8 @@ def explain(run_dir, out, dataset=None, num=8, seed=0, data_dir=None):
                           f"{config['model']} run, which has none")
     critic = load_saved(run_dir, "critic")
     rows = {"real": real_samples(spec, config, num, seed, data_dir=data_dir),
-            "generated": generated_samples(load_saved(run_dir, "generator"), num, seed)}
+            "generated": generated_samples(load_saved(run_dir, sampler_network(config, generator)),
+                                           num, seed)}
     layer = gradcam_layer(critic)
     panels = {}
     for name, images in rows.items():

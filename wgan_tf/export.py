@@ -45,7 +45,8 @@ WARMUP_BATCH_SIZES = (1, 64)
 
 
 def run(args):
-    path = export_generator(args.run_dir, args.out, version=args.version)
+    path = export_generator(args.run_dir, args.out, version=args.version,
+                            generator=args.generator)
     print(path)
 
 
@@ -69,16 +70,16 @@ def to_uint8(images):
     return tf.cast(tf.round((images + 1.0) * 127.5), tf.uint8)
 
 
-def export_generator(run_dir, base_path="saved_models/wgan", version=None):
-    """Write the run's generator (an auto-encoder's decoder, with its encoder) as
-    ``base_path/<version>/`` and return that path.
+def export_generator(run_dir, base_path="saved_models/wgan", version=None, generator=None):
+    """Write the run's generator (its EMA where the run keeps one, unless ``generator="raw"``; an
+    auto-encoder's decoder, with its encoder) as ``base_path/<version>/`` and return that path.
 
     Raises ConfigError when the run has no generator, is a 2-D toy run (points, not images), or
     when the version already exists.
     """
     run_dir, base_path = Path(run_dir), Path(base_path)
     config = _read_run_config(run_dir)
-    name = sampler_network(config.get("model", "wgan"))
+    name = sampler_network(config, generator)
     generator = _load_generator(run_dir, config, name)
     encoder = _load_encoder(run_dir, generator) if name == "decoder" else None
     version = _choose_version(base_path, version)

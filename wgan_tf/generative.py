@@ -24,6 +24,8 @@ consumed), ``counter_logs()``, ``sampler`` (latent -> sample: what is exported a
 import keras
 import tensorflow as tf
 
+from wgan_tf import precision
+
 
 class TrainingInterrupted(Exception):
     """Raised from inside ``fit`` when a stop was requested between sub-steps of an iteration."""
@@ -81,18 +83,76 @@ class GenerativeModel(keras.Model):
     def before_step(self, iterator):
         """Python-level work before each step (e.g. WGAN's critic boost); none by default."""
 
+    def after_step(self):
+        """Graph work after each step, in cross-replica context, on values every replica holds
+        alike (e.g. the generator EMA's update); none by default."""
+        return None  # a body: AutoGraph cannot convert a function that is only a docstring
+
+    def extra_logs(self):
+        """``{name: scalar}`` logged beside the metrics: the float16 loss scales, by default."""
+        return {f"{name.removesuffix('_optimizer')}_loss_scale": scale.scale.value
+                for name, scale in self._loss_scales.items()}
+
+    # -- Optimizers, and float16 loss scaling (wgan_tf.precision) ----------------------------------
+
+    def compile(self, loss_scaling=False, **kwargs):
+        """``loss_scaling``: train with dynamic loss scaling (float16 networks)."""
+        super().compile(**kwargs)
+        self.loss_scaling = bool(loss_scaling)
+        self._loss_scales = {}
+
+    def prepare_optimizer(self, name, variables):
+        """Build the optimizer ``self.<name>`` for ``variables``, with a loss scale when compiled
+        with ``loss_scaling``. Call it from ``compile``, inside the strategy scope the model was
+        made in: a Keras 3 optimizer first built inside a distributed train_step fails under
+        MirroredStrategy (see DESIGN, known traps)."""
+        optimizer = getattr(self, name)
+        optimizer.build(variables)
+        if self.loss_scaling and name not in self._loss_scales:
+            self._loss_scales[name] = precision.LossScale(self, name, optimizer)
+
+    def loss_scale(self, name):
+        """The current loss scale of optimizer ``name`` (a tensor), or None without scaling."""
+        scale = self._loss_scales.get(name)
+        return None if scale is None else scale.scale.value
+
+    def minimize(self, name, tape, loss, variables):
+        """One update of ``variables`` by optimizer ``self.<name>`` down ``loss``, recorded on
+        ``tape``. Under ``loss_scaling`` returns whether it was made (a bool tensor: False when
+        its gradients were not finite and it was skipped), else None."""
+        scale = self._loss_scales.get(name)
+        if scale is not None:
+            return scale.minimize(tape, loss, variables)
+        getattr(self, name).apply(tape.gradient(loss, variables), variables)
+        return None
+
+    @staticmethod
+    def record(tracker, value, made=None):
+        """``tracker.update_state(value)``, unless ``made`` (from ``minimize``) says the update
+        was skipped: a skipped float16 step's losses may be inf or NaN, and are not logged."""
+        if made is None:
+            tracker.update_state(value)
+        else:
+            tracker.update_state(tf.where(made, value, tf.zeros_like(value)),
+                                 sample_weight=tf.cast(made, value.dtype))
+
     # -- Shared ------------------------------------------------------------------------------------
 
     def checkpoint_items(self):
         """Everything a checkpoint holds: networks, optimizers and counters."""
         counters = {f"{name}s": var for name, var in self.counter_logs().items()}
-        return {**self.networks(), **self.optimizers(), **counters}
+        scales = {f"{name}_{key}": var for name, scale in self._loss_scales.items()
+                  for key, var in scale.variables().items()}
+        return {**self.networks(), **self.optimizers(), **counters, **scales}
 
     def call(self, latent, training=False):
         return self.sampler(latent, training=training)
 
     def _logs(self):
-        logs = {m.name: m.result() for m in self.metrics}
+        # A metric with nothing recorded in the period (every float16 step skipped) is NaN, not
+        # Keras' 0.
+        logs = {m.name: tf.where(m.count > 0, m.result(), float("nan")) for m in self.metrics}
+        logs.update(self.extra_logs())
         logs.update({name: var.value for name, var in self.counter_logs().items()})
         return logs
 
@@ -141,7 +201,9 @@ class GenerativeModel(keras.Model):
         def step(iterator):
             batches = tuple(self.next_batch(iterator) for _ in range(self.batches_per_step))
             noise = self.draw_noise(self.global_batch_size(batches[0]))
-            return run((batches, noise))
+            logs = run((batches, noise))
+            self.after_step()
+            return logs
 
         def function(iterator):
             self.before_step(iterator)

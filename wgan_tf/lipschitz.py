@@ -9,6 +9,8 @@
 import keras
 import tensorflow as tf
 
+from wgan_tf import precision
+
 
 @keras.saving.register_keras_serializable(package="wgan_tf")
 class WeightClip(keras.constraints.Constraint):
@@ -43,17 +45,19 @@ def interpolate(real, fake, uniform):
     return u * real + (1.0 - u) * fake
 
 
-def gradient_penalty(critic, real, fake, uniform, epsilon=1e-12):
-    """WGAN-GP's penalty per sample, (||d critic(x_hat) / d x_hat||_2 - 1)^2, shape [B].
+def gradient_penalty(critic, real, fake, uniform, epsilon=1e-12, loss_scale=None):
+    """WGAN-GP's penalty per sample, (||d critic(x_hat) / d x_hat||_2 - 1)^2, shape [B], in float32.
 
     ``epsilon`` inside the square root keeps the norm's gradient finite where the critic's input
     gradient is exactly zero (sqrt has an infinite slope at 0, which would give NaN weights).
+    ``loss_scale`` (float16 training): the input gradient is taken of the scaled scores and
+    unscaled, so that it does not underflow in float16 (``wgan_tf.precision``).
     """
-    x_hat = interpolate(real, fake, uniform)
+    x_hat = interpolate(tf.cast(real, tf.float32), tf.cast(fake, tf.float32), uniform)
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
         scores = critic(x_hat, training=True)
-    grads = tape.gradient(scores, x_hat)
+    grads = tf.cast(precision.gradient(tape, scores, x_hat, loss_scale), tf.float32)
     norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=list(range(1, grads.shape.rank)))
                     + epsilon)
     return tf.square(norms - 1.0)

@@ -8,10 +8,16 @@ keyed by the names ``wgan-tf evaluate`` writes to its JSON file.
   ``mode_stats`` (modes covered, share of high-quality samples).
 - Any images: ``sliced_wasserstein`` over Laplacian-pyramid patches (Karras et al. 2018).
 - ``digits``: ``classifier_fd`` and ``mode_coverage`` with ``digits_classifier``, a small network
-  the package trains on the real digits, so nothing is downloaded.
-- ``fid`` with InceptionV3, only from a weights file the user gives by path.
+  the package trains on the real digits, so nothing is downloaded; a labelled photo folder
+  (``folder:PATH`` with class subfolders) gets its own, ``folder_classifier``. Their distances
+  compare runs on the same data; they are not comparable with published FIDs.
+- ``fid`` with InceptionV3, only from a weights file the user gives by path, and with the full
+  weights ``inception_score``.
+- In any features: ``frechet_distance`` and ``kernel_inception_distance`` (KID, unbiased).
 """
 import functools
+import hashlib
+import json
 import os
 
 import keras
@@ -42,6 +48,51 @@ def frechet_distance(features_a, features_b):
     cross = np.sum(np.sqrt(np.clip(linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)))
     # Never below zero in exact arithmetic; identical sets round to about -1e-12.
     return max(float(mean_term + np.trace(cov_a) + np.trace(cov_b) - 2 * cross), 0.0)
+
+
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+
+
+def kernel_inception_distance(features_a, features_b, subsets=KID_SUBSETS,
+                              subset_size=KID_SUBSET_SIZE, seed=0):
+    """KID (Binkowski, Sutherland, Arbel, Gretton 2018): the unbiased estimate of MMD^2 between two
+    feature sets ``[N, D]`` with the cubic polynomial kernel k(x, y) = (x . y / D + 1)^3, averaged
+    over ``subsets`` random subsets of ``min(subset_size, N_a, N_b)`` rows of each set (drawn
+    without replacement under ``seed``), as the reference code and torch-fidelity compute it:
+
+        sum_{i != j} [k(a_i, a_j) + k(b_i, b_j)] / (m (m - 1))  -  2 sum_{i, j} k(a_i, b_j) / m^2
+
+    Unlike the Fréchet distance it is unbiased, so small sample counts do not inflate it; it can
+    be slightly negative. Returns ``(mean, standard deviation over the subsets)``.
+    """
+    a, b = (np.asarray(f, np.float64) for f in (features_a, features_b))
+    m = min(subset_size, len(a), len(b))
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {len(a)} and {len(b)}")
+    dim = a.shape[1]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), m, replace=False)]
+        y = b[rng.choice(len(b), m, replace=False)]
+        k_xx, k_yy, k_xy = ((p @ q.T / dim + 1.0) ** 3 for p, q in ((x, x), (y, y), (x, y)))
+        within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+        values.append(within - 2.0 * k_xy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+def inception_score(probabilities, splits=10):
+    """Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))) from class
+    probabilities ``[N, classes]``, computed on ``splits`` equal parts as the reference code does.
+    Returns ``(mean, standard deviation over the splits)``."""
+    p = np.asarray(probabilities, np.float64)
+    scores = []
+    for part in np.array_split(p, splits):
+        marginal = part.mean(axis=0, keepdims=True)
+        kl = np.sum(part * (np.log(part + 1e-12) - np.log(marginal + 1e-12)), axis=1)
+        scores.append(np.exp(kl.mean()))
+    return float(np.mean(scores)), float(np.std(scores))
 
 
 # --- toy data -------------------------------------------------------------------------------------
@@ -286,23 +337,153 @@ def mode_coverage(fake_images, classifier, confidence=0.9, min_share=0.2):
             "class_histogram": counts.tolist(), "confident": float(confident.mean())}
 
 
+# --- labelled photo folders: a classifier trained on the folder's own labels ---------------------
+
+# Part of the cache file name: change it whenever the classifier or its training changes.
+PHOTO_CLASSIFIER_VERSION = 1
+PHOTO_CLASSIFIER_EPOCHS = 30
+PHOTO_FEATURES = 128
+# Every fifth image (in the folder's sorted order) is held out, to report the accuracy.
+PHOTO_HELD_OUT_EVERY = 5
+
+
+def _photo_classifier_network(image_size, channels, classes):
+    """Two 3x3 convolutions per resolution (the second of stride 2) down to 4x4, widths 32 to 256,
+    global average pooling, a ``features`` layer of 128 and a softmax: a small VGG-like network
+    that trains on a CPU in minutes."""
+    seeds = iter(range(CLASSIFIER_SEED, CLASSIFIER_SEED + 100))
+
+    def init():
+        return keras.initializers.GlorotUniform(next(seeds))
+
+    inputs = keras.Input((image_size, image_size, channels), name="images")
+    x, size, width = inputs, image_size, 32
+    while size > 4:
+        for stride in (1, 2):
+            x = keras.layers.Conv2D(width, 3, strides=stride, padding="same", activation="relu",
+                                    kernel_initializer=init())(x)
+        size, width = size // 2, min(2 * width, 256)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    features = keras.layers.Dense(PHOTO_FEATURES, activation="relu", name="features",
+                                  kernel_initializer=init())(x)
+    probabilities = keras.layers.Dense(classes, activation="softmax", name="probabilities",
+                                       kernel_initializer=init())(features)
+    return inputs, features, probabilities
+
+
+def train_folder_classifier(root, image_size=64, channels=3):
+    """Trains a classifier of a labelled folder's classes (``wgan_tf.data.folder_source``) on four
+    fifths of its images and their mirror images, deterministically. Returns (a model ``images ->
+    [features, probabilities]``, ``{"accuracy": held-out accuracy, "classes": names, ...}``)."""
+    from wgan_tf.data import folder_source
+
+    images, labels, class_names = folder_source.labelled_images(root, image_size, channels)
+    images = builtin.scale_to_unit(images).numpy()
+    held_out = np.arange(len(images)) % PHOTO_HELD_OUT_EVERY == PHOTO_HELD_OUT_EVERY - 1
+    train_images = np.concatenate([images[~held_out], images[~held_out, :, ::-1]])
+    train_labels = np.concatenate([labels[~held_out]] * 2)
+    inputs, features, probabilities = _photo_classifier_network(image_size, channels,
+                                                                len(class_names))
+    classifier = keras.Model(inputs, probabilities)
+    classifier.compile(optimizer=keras.optimizers.Adam(1e-3),
+                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    batches = (tf.data.Dataset.from_tensor_slices((train_images, train_labels))
+               .shuffle(len(train_images), seed=CLASSIFIER_SEED).batch(64))
+    classifier.fit(batches, epochs=PHOTO_CLASSIFIER_EPOCHS, shuffle=False, verbose=0)
+    predicted = classifier.predict(images[held_out], batch_size=256, verbose=0).argmax(axis=1)
+    info = {"classes": class_names, "accuracy": float((predicted == labels[held_out]).mean()),
+            "held_out": int(held_out.sum()), "trained_on": int(len(train_images))}
+    return keras.Model(inputs, [features, probabilities], name="folder_classifier"), info
+
+
+def _folder_key(root):
+    from wgan_tf.data.folder_source import FolderItems
+
+    identity = json.dumps(FolderItems(root).identity).encode()
+    return hashlib.sha1(identity).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=8)
+def folder_classifier(root, image_size=64, channels=3, cache_dir=None):
+    """The classifier of a labelled photo folder for this image shape, ``images in [-1, 1] ->
+    [features [N, 128], class probabilities]``: loaded from ``cache_dir`` (default
+    ``default_cache_dir()``), keyed by the folder's files (names, sizes, modification times) and
+    the shape, or trained there first (minutes on a CPU). Its held-out accuracy is in
+    ``folder_classifier_info``. Features of a network trained on the data itself: its Fréchet
+    distances are comparable between runs on the same folder, not with published FIDs."""
+    path = _folder_classifier_path(root, image_size, channels, cache_dir)
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        model, info = train_folder_classifier(root, image_size, channels)
+        partial = f"{path}.{os.getpid()}.keras"  # other processes may be training it too
+        model.save(partial)
+        with open(f"{path[:-len('.keras')]}.json.{os.getpid()}", "w") as f:
+            json.dump(info, f)
+        os.replace(f"{path[:-len('.keras')]}.json.{os.getpid()}", f"{path[:-len('.keras')]}.json")
+        os.replace(partial, path)
+    return keras.saving.load_model(path, compile=False)
+
+
+def folder_classifier_info(root, image_size=64, channels=3, cache_dir=None):
+    """What ``folder_classifier`` wrote beside the model: classes, held-out accuracy."""
+    folder_classifier(root, image_size, channels, cache_dir)
+    path = _folder_classifier_path(root, image_size, channels, cache_dir)
+    with open(f"{path[:-len('.keras')]}.json") as f:
+        return json.load(f)
+
+
+def _folder_classifier_path(root, image_size, channels, cache_dir):
+    name = os.path.basename(os.path.normpath(root)) or "folder"
+    return os.path.join(cache_dir or default_cache_dir(),
+                        f"{name}-classifier-v{PHOTO_CLASSIFIER_VERSION}-{image_size}x{image_size}"
+                        f"x{channels}-{_folder_key(os.path.abspath(root))}.keras")
+
+
+def classifier_for(spec, image_size, channels, cache_dir=None):
+    """(name, classifier) for a dataset spec where the package can train one on the data's own
+    labels (``digits`` and its splits; ``folder:PATH`` with class subfolders), else None. The name
+    (e.g. ``flowers-classifier-v1-32x32x3``) says which features a distance was measured in."""
+    if spec == "digits" or spec.startswith("digits:"):
+        return (f"digits-classifier-v{CLASSIFIER_VERSION}-{image_size}x{image_size}x{channels}",
+                digits_classifier(image_size, channels, cache_dir))
+    if spec.startswith("folder:"):
+        from wgan_tf.data.folder_source import FolderItems
+
+        root = os.path.abspath(os.path.expanduser(spec[len("folder:"):]))
+        if FolderItems(root).labels() is None:
+            return None
+        name = os.path.basename(os.path.normpath(root))
+        return (f"{name}-classifier-v{PHOTO_CLASSIFIER_VERSION}-{image_size}x{image_size}"
+                f"x{channels}", folder_classifier(root, image_size, channels, cache_dir))
+    return None
+
+
 # --- FID -----------------------------------------------------------------------------------------
 
 INCEPTION_SIZE = 299
 INCEPTION_WEIGHTS_HELP = (
-    "FID needs InceptionV3 ImageNet weights, and nothing is downloaded: pass the Keras no-top "
-    "weights file (inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 from the "
-    "keras-applications releases) by path")
+    "FID needs InceptionV3 ImageNet weights, and nothing is downloaded: pass the Keras weights "
+    "file (inception_v3_weights_tf_dim_ordering_tf_kernels.h5 from the keras-applications "
+    "releases, which also gives the Inception Score; or its _notop.h5) by path")
 
 
 @functools.lru_cache(maxsize=1)
 def _inception(weights_path):
+    """(a model ``images -> [2048 pooled features, 1000 class probabilities]``) from the full
+    ImageNet weights file, or (a model ``images -> features``) from the no-top one."""
+    shape = (INCEPTION_SIZE, INCEPTION_SIZE, 3)
     try:
-        return keras.applications.InceptionV3(
-            weights=weights_path, include_top=False, pooling="avg",
-            input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
+        full = keras.applications.InceptionV3(weights=weights_path, include_top=True,
+                                              input_shape=shape)
+        return keras.Model(full.input, [full.get_layer("avg_pool").output, full.output])
+    except (ValueError, OSError):
+        pass  # not the full weights: the no-top ones?
+    try:
+        return keras.applications.InceptionV3(weights=weights_path, include_top=False,
+                                              pooling="avg", input_shape=shape)
     except (ValueError, OSError) as e:
-        raise ConfigError(f"{weights_path} does not hold InceptionV3 no-top weights: {e}") from e
+        raise ConfigError(f"{weights_path} does not hold InceptionV3 weights (full or no-top): "
+                          f"{e}") from e
 
 
 def check_inception_weights(weights_path):
@@ -313,9 +494,10 @@ def check_inception_weights(weights_path):
         raise ConfigError(f"no InceptionV3 weights file at {weights_path}")
 
 
-def inception_features(images, weights_path, batch_size=50):
-    """InceptionV3's 2048 pooled features of images in [-1, 1] (InceptionV3's own input range),
-    resized to 299x299 bilinearly; grey images are repeated to three channels."""
+def inception_outputs(images, weights_path, batch_size=50):
+    """InceptionV3 on images in [-1, 1] (its own input range), resized to 299x299 bilinearly,
+    grey images repeated to three channels: (2048 pooled features, 1000 ImageNet class
+    probabilities, or None with no-top weights)."""
     check_inception_weights(weights_path)
 
     def prepare(batch):
@@ -324,7 +506,19 @@ def inception_features(images, weights_path, batch_size=50):
 
     batches = (tf.data.Dataset.from_tensor_slices(np.asarray(images, np.float32))
                .batch(batch_size).map(prepare))
-    return _inception(os.path.abspath(weights_path)).predict(batches, verbose=0)
+    outputs = _inception(os.path.abspath(weights_path)).predict(batches, verbose=0)
+    return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs, None)
+
+
+def inception_gives_scores(weights_path):
+    """Whether the weights file is the full one, with ImageNet's classes (the Inception Score)."""
+    check_inception_weights(weights_path)
+    return len(_inception(os.path.abspath(weights_path)).outputs) == 2
+
+
+def inception_features(images, weights_path, batch_size=50):
+    """InceptionV3's 2048 pooled features of images in [-1, 1] (``inception_outputs``)."""
+    return inception_outputs(images, weights_path, batch_size)[0]
 
 
 def fid(images_a, images_b, weights_path, batch_size=50):

@@ -63,8 +63,11 @@ def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch
             width //= 2
         x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=_conv_init(), name=f"up{i}")(x)
+    # The output layers compute in float32 under any precision (wgan_tf.precision): a bfloat16
+    # image would be rounded to about one grey level, a bfloat16 score to 3 digits.
     x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=_conv_init(), name="to_image")(x)
+                               kernel_initializer=_conv_init(), name="to_image",
+                               dtype="float32")(x)
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
     return keras.Model(z, images, name=name)
 
@@ -96,7 +99,7 @@ def dcgan_critic(image_size=64, channels=3, filters=64, normalization="batch", n
         size //= 2
         i += 1
     x = layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=_conv_init(),
-                      name="score")(x)
+                      name="score", dtype="float32")(x)
     score = layers.Flatten(dtype="float32")(x)
     return keras.Model(images, score, name=name)
 
@@ -112,7 +115,7 @@ def mlp_generator(image_size=64, channels=3, latent_dim=100, units=512, output_s
     x = z
     for i in range(3):
         x = layers.Dense(units, activation="relu", name=f"hidden{i}")(x)
-    x = layers.Dense(math.prod(shape), name="output")(x)
+    x = layers.Dense(math.prod(shape), name="output", dtype="float32")(x)
     out = layers.Reshape(shape, dtype="float32", name="images")(x)
     return keras.Model(z, out, name=name)
 

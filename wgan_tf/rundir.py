@@ -97,13 +97,16 @@ def read_run_config(run_dir):
 
 
 def load_saved(run_dir, name):
-    """A network of a run, as training last saved it (``NAME.keras``)."""
+    """A network of a run, as training last saved it (``NAME.keras``), computing in float32
+    whatever ``--precision`` trained it (what export, evaluate and explain use)."""
     import keras
+
+    from wgan_tf.precision import float32_copy
 
     path = os.path.join(run_dir, f"{name}.keras")
     if not os.path.isfile(path):
         raise ConfigError(f"{run_dir} has no {name}.keras: train (or finish training) first")
-    return keras.saving.load_model(path, compile=False)
+    return float32_copy(keras.saving.load_model(path, compile=False))
 
 
 def save_keras(model, path):

@@ -24,7 +24,7 @@ import zlib
 
 import tensorflow as tf
 
-from wgan_tf import build, callbacks, data, distribute, rundir
+from wgan_tf import build, callbacks, data, distribute, quality, rundir
 from wgan_tf.config import TrainConfig, make_optimizer
 from wgan_tf.errors import ConfigError, Stopped
 from wgan_tf.generative import TrainingInterrupted
@@ -170,8 +170,13 @@ def _train(model, config, run_dir, manager, stop, progress, extra_callbacks, opt
     tensorboard = os.path.join(run_dir, "tensorboard")
     checkpoint = callbacks.RunCheckpoint(manager, run_dir, config.checkpoint_every, chief)
     model.interrupt_requested = stop.requested
-    # The chief's alone: they write the run directory, and run no collective op.
+    # The chief's alone: they write the run directory, and run no collective op. Quality first, so
+    # that the writers after it get its measures.
+    measures = [callbacks.QualityLog(quality.Quality(
+        config.dataset, config.image_size, config.channels, config.eval_num, config.seed,
+        data_dir=options.get("data_dir")), config.eval_every)] if config.eval_every else []
     writers = [
+        *measures,
         progress_bar,
         callbacks.MetricsCSV(os.path.join(run_dir, rundir.METRICS)),
         callbacks.TensorBoardScalars(tensorboard),

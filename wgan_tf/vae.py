@@ -51,8 +51,8 @@ class VAE(AutoEncoder):
             cost = self.reconstruction_cost(real, self.decoder(codes, training=True))
             kl = global_mean(losses.gaussian_kl(mean, log_variance))
             objective = self.objective(cost, kl)
-        self.update_autoencoder(tape, objective, cost)
-        self.kl_tracker.update_state(sum_over_replicas(kl))
+        made = self.update_autoencoder(tape, objective, cost)
+        self.record(self.kl_tracker, sum_over_replicas(kl), made)
         self.train_iterations.assign_add(1)
         return self._logs()
 

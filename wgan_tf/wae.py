@@ -65,7 +65,7 @@ class WAE(AutoEncoder):
             self.adversary_optimizer = adversary_optimizer or keras.optimizers.Adam(
                 config.learning_rate_schedule(config.WAE_ADVERSARY_LEARNING_RATE, epoch_steps),
                 **{k: v for k, v in config.WAE_ADAM.items() if k != "learning_rate"})
-            self.adversary_optimizer.build(self.adversary.trainable_variables)
+            self.prepare_optimizer("adversary_optimizer", self.adversary.trainable_variables)
 
     @property
     def metrics(self):
@@ -93,8 +93,8 @@ class WAE(AutoEncoder):
             cost = self.reconstruction_cost(real, self.decoder(codes, training=True))
             penalty = self.matching_penalty(codes, prior)
             objective = self.objective(cost, penalty)
-        self.update_autoencoder(tape, objective, cost)
-        self.penalty_tracker.update_state(sum_over_replicas(penalty))
+        made = self.update_autoencoder(tape, objective, cost)
+        self.record(self.penalty_tracker, sum_over_replicas(penalty), made)
 
     def matching_penalty(self, codes, prior):
         """This replica's share of D(Q_Z, P_Z) (``prior`` is the global sample)."""
@@ -109,9 +109,8 @@ class WAE(AutoEncoder):
             loss = self.penalty_weight * global_mean(losses.gan_discriminator_loss(
                 self.adversary(replica_rows(prior), training=True),
                 self.adversary(codes, training=True)))
-        grads = tape.gradient(loss, self.adversary.trainable_variables)
-        self.adversary_optimizer.apply(grads, self.adversary.trainable_variables)
-        self.adversary_tracker.update_state(sum_over_replicas(loss))
+        made = self.minimize("adversary_optimizer", tape, loss, self.adversary.trainable_variables)
+        self.record(self.adversary_tracker, sum_over_replicas(loss), made)
 
     def draw_noise(self, global_batch):
         """The step's prior sample and encoder-input noise, for the global batch."""

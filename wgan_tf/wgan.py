@@ -4,6 +4,14 @@
 fresh real batch and fresh prior samples, then one generator update. ``train_step`` reads like the
 paper's Algorithm 1; ``penalty="gp"`` swaps weight clipping for WGAN-GP's gradient penalty.
 
+Two additions that users of GAN libraries expect on their own photos, both off by default (the
+paper has neither): ``ema=DECAY`` keeps an exponential moving average of the generator
+(``wgan_tf.ema``), which is then the model's sampler (sampled, evaluated, exported); and
+``augment="color,translation,cutout"`` applies DiffAugment (``wgan_tf.augment``) to every image
+the critic sees, real or generated, in both players' updates. Mixed precision needs nothing here
+but ``compile(loss_scaling=True)`` for float16 networks, whose loss scale then scales every
+gradient, the penalty's inner one included (``wgan_tf.precision``).
+
 Several replicas (``tf.distribute`` strategies) compute the same step as one device on the same
 global batch (``wgan_tf.replicas``): the prior samples are drawn for the global batch from
 counter-based seeds and every replica keeps its own rows, batch norm is synchronized, losses are
@@ -13,12 +21,14 @@ metrics are all-reduced.
 import keras
 import tensorflow as tf
 
-from wgan_tf import config, lipschitz, losses, rng
+from wgan_tf import augment as diffaugment
+from wgan_tf import config, ema, lipschitz, losses, rng
 from wgan_tf.generative import GenerativeModel, TrainingInterrupted
 from wgan_tf.replicas import global_mean, replica_rows, sum_over_replicas
 
-# Independent random streams, each indexed by its own iteration counter.
+# Independent random streams, each indexed by its own iteration counter, and lanes within them.
 _CRITIC_LATENT, _PENALTY_MIX, _GENERATOR_LATENT = 0, 1, 2
+_AUGMENT_REAL, _AUGMENT_FAKE = 1, 2
 _DEFAULTS = config.TrainConfig()
 
 
@@ -41,7 +51,7 @@ class WGAN(GenerativeModel):
 
     def __init__(self, generator, critic, n_critic=_DEFAULTS.n_critic, penalty=_DEFAULTS.penalty,
                  clip_value=_DEFAULTS.clip_value, gp_weight=_DEFAULTS.gp_weight,
-                 critic_boost=None, seed=_DEFAULTS.seed, **kwargs):
+                 critic_boost=None, seed=_DEFAULTS.seed, ema_decay=None, augment=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if penalty not in ("clip", "gp", None):
             raise ValueError(f"penalty must be 'clip', 'gp' or None, got {penalty!r}")
@@ -54,6 +64,9 @@ class WGAN(GenerativeModel):
         self.critic_boost = penalty == "clip" if critic_boost is None else bool(critic_boost)
         if penalty == "clip":
             lipschitz.clip_weights(critic, clip_value)
+        self.ema_decay = float(ema_decay) if ema_decay else None
+        self.generator_ema = ema.average_network(generator) if self.ema_decay else None
+        self.augment_policies = diffaugment.parse(augment)
         self.generator_iterations = self._counter("generator_iterations")
         self.critic_iterations = self._counter("critic_iterations")
         self.estimate_tracker = keras.metrics.Mean(name=self.ESTIMATE)
@@ -66,10 +79,12 @@ class WGAN(GenerativeModel):
     batches_per_step = property(lambda self: self.n_critic)
     step_counter = property(lambda self: self.generator_iterations)
     batch_counter = property(lambda self: self.critic_iterations)
-    sampler = property(lambda self: self.generator)
+    # What is sampled, evaluated and exported: the generator's EMA where there is one.
+    sampler = property(lambda self: self.generator_ema or self.generator)
 
     def networks(self):
-        return {"generator": self.generator, "critic": self.critic}
+        averaged = {"generator_ema": self.generator_ema} if self.generator_ema else {}
+        return {"generator": self.generator, "critic": self.critic, **averaged}
 
     def optimizers(self):
         return {"critic_optimizer": self.critic_optimizer,
@@ -80,13 +95,13 @@ class WGAN(GenerativeModel):
                 "critic_iteration": self.critic_iterations}
 
     def compile(self, critic_optimizer=None, generator_optimizer=None, **kwargs):
+        """No arguments: the paper's optimizers. ``loss_scaling=True`` trains float16 networks
+        with dynamic loss scaling (``wgan_tf.precision``)."""
         super().compile(**kwargs)
         self.critic_optimizer = critic_optimizer or self._paper_optimizer()
         self.generator_optimizer = generator_optimizer or self._paper_optimizer()
-        # Built here, inside the strategy scope the model was made in: a Keras 3 optimizer first
-        # built inside a distributed train_step fails under MirroredStrategy.
-        self.critic_optimizer.build(self.critic.trainable_variables)
-        self.generator_optimizer.build(self.generator.trainable_variables)
+        self.prepare_optimizer("critic_optimizer", self.critic.trainable_variables)
+        self.prepare_optimizer("generator_optimizer", self.generator.trainable_variables)
 
     def _paper_optimizer(self):
         if self.penalty is None:
@@ -116,33 +131,47 @@ class WGAN(GenerativeModel):
     def critic_step(self, real, noise):
         """Lines 3-7: a real batch and prior samples, ascend the critic's estimate, clip."""
         fake = self.generator(replica_rows(noise["z"]), training=True)
+        real = self.augment(real, noise.get("augment_real"))
+        fake = self.augment(fake, noise.get("augment_fake"))
         with tf.GradientTape() as tape:
             per_sample = self.critic_loss(self.critic(real, training=True),
                                           self.critic(fake, training=True))
             loss = estimate_loss = global_mean(per_sample)
             if self.penalty == "gp":
                 mix = replica_rows(noise["mix"])
-                penalty = global_mean(lipschitz.gradient_penalty(self.critic, real, fake, mix))
+                penalty = global_mean(lipschitz.gradient_penalty(
+                    self.critic, real, fake, mix,
+                    loss_scale=self.loss_scale("critic_optimizer")))
                 loss = estimate_loss + self.gp_weight * penalty
-        grads = tape.gradient(loss, self.critic.trainable_variables)
         # Weight clipping (line 7) is the variables' WeightClip constraint, applied by the optimizer.
-        self.critic_optimizer.apply(grads, self.critic.trainable_variables)
+        made = self.minimize("critic_optimizer", tape, loss, self.critic.trainable_variables)
         self.critic_iterations.assign_add(1)
 
-        self.estimate_tracker.update_state(self.estimate(sum_over_replicas(estimate_loss)))
-        self.critic_loss_tracker.update_state(sum_over_replicas(loss))
+        self.record(self.estimate_tracker, self.estimate(sum_over_replicas(estimate_loss)), made)
+        self.record(self.critic_loss_tracker, sum_over_replicas(loss), made)
         if self.penalty == "gp":
-            self.penalty_tracker.update_state(sum_over_replicas(penalty))
+            self.record(self.penalty_tracker, sum_over_replicas(penalty), made)
 
     def generator_step(self, noise):
         """Lines 9-10: prior samples, descend -f(G(z))."""
         with tf.GradientTape() as tape:
             fake = self.generator(replica_rows(noise["z"]), training=True)
+            fake = self.augment(fake, noise.get("augment_fake"))
             loss = global_mean(self.generator_loss(self.critic(fake, training=True)))
-        grads = tape.gradient(loss, self.generator.trainable_variables)
-        self.generator_optimizer.apply(grads, self.generator.trainable_variables)
+        made = self.minimize("generator_optimizer", tape, loss, self.generator.trainable_variables)
         self.generator_iterations.assign_add(1)
-        self.generator_loss_tracker.update_state(sum_over_replicas(loss))
+        self.record(self.generator_loss_tracker, sum_over_replicas(loss), made)
+
+    def augment(self, images, numbers):
+        """DiffAugment of this replica's images with its rows of the global batch's numbers."""
+        if not self.augment_policies:
+            return images
+        return diffaugment.augment(images, replica_rows(numbers), self.augment_policies)
+
+    def after_step(self):
+        if self.generator_ema is not None:
+            ema.update(self.generator_ema, self.generator, self.ema_decay,
+                       self.generator_iterations.value)
 
     # -- Prior samples: the same global draws whatever the replica count, with or without XLA ------
 
@@ -160,11 +189,19 @@ class WGAN(GenerativeModel):
                                  iteration)}
         if self.penalty == "gp":
             noise["mix"] = rng.uniform([global_batch], self.seed, _PENALTY_MIX, iteration)
+        if self.augment_policies:
+            for name, lane in (("augment_real", _AUGMENT_REAL), ("augment_fake", _AUGMENT_FAKE)):
+                noise[name] = diffaugment.draw(global_batch, self.seed, _CRITIC_LATENT, iteration,
+                                               lane)
         return noise
 
     def generator_noise(self, global_batch, iteration):
-        return {"z": rng.normal([global_batch, self.latent_dim], self.seed, _GENERATOR_LATENT,
-                                iteration)}
+        noise = {"z": rng.normal([global_batch, self.latent_dim], self.seed, _GENERATOR_LATENT,
+                                 iteration)}
+        if self.augment_policies:
+            noise["augment_fake"] = diffaugment.draw(global_batch, self.seed, _GENERATOR_LATENT,
+                                                     iteration, _AUGMENT_FAKE)
+        return noise
 
     # -- The critic boost, run from Python before some generator iterations ------------------------
 

@@ -25,6 +25,23 @@ def point_dim(spec):
     return 2 if spec.startswith("toy:") else None
 
 
+def identity(spec, data_dir=None):
+    """JSON-able data that changes when the data behind ``spec`` does: what a cache of anything
+    computed from the data (reference statistics, say) is keyed by. A folder's files (names,
+    sizes, modification times); an LMDB's size and modification time; otherwise the spec (and
+    TFDS's data directory), whose data a name fixes."""
+    if spec.startswith("folder:"):
+        from wgan_tf.data.folder_source import FolderItems
+
+        return FolderItems(os.path.abspath(os.path.expanduser(spec[len("folder:"):]))).identity
+    if spec.startswith("lsun-lmdb:"):
+        path = os.path.abspath(os.path.expanduser(spec[len("lsun-lmdb:"):]))
+        files = sorted(os.path.join(path, name) for name in os.listdir(path)) \
+            if os.path.isdir(path) else [path]
+        return ["lmdb", path, [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]]
+    return [spec, data_dir]
+
+
 def held_out(spec):
     """The images a run trained on ``spec`` never saw, where the package knows them
     (``digits:train`` -> ``digits:test``), else None."""

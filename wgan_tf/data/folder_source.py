@@ -2,9 +2,15 @@
 
 Files are listed once, sorted, so item ``i`` is the same file on every run; they are read and
 decoded only when a batch needs them.
+
+Labels, where a feature needs them (a classifier for evaluation, a conditional model): the class of
+an image is the folder directly below PATH that holds it (``PATH/tulip/123.jpg`` is a "tulip"),
+classes numbered in sorted order of their names. A folder with images directly in PATH, or with a
+single class, has no labels.
 """
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from wgan_tf.data import images, stream
@@ -42,6 +48,36 @@ class FolderItems:
 
     def lookup(self, indices):
         return tf.gather(self._names, indices), tf.gather(self._paths, indices)
+
+    def labels(self):
+        """(class names, int64 label of every item), or None where the folder has no labels."""
+        tops = [name.split(os.sep, 1) for name, _ in self._files]
+        if any(len(parts) == 1 for parts in tops):
+            return None
+        class_names = sorted({parts[0] for parts in tops})
+        if len(class_names) < 2:
+            return None
+        index = {name: i for i, name in enumerate(class_names)}
+        return class_names, np.array([index[parts[0]] for parts in tops], np.int64)
+
+
+def labelled_images(path, image_size, channels):
+    """Every readable image of the folder with its label, decoded in memory (for small labelled
+    sets, such as the training data of an evaluation classifier): (uint8 ``[N, size, size,
+    channels]``, int64 labels ``[N]``, class names). A ConfigError where the folder has no
+    labels."""
+    items = FolderItems(path)
+    labelled = items.labels()
+    if labelled is None:
+        raise ConfigError(f"{path} has no class labels: they are the folders directly below it "
+                          "(PATH/CLASS/image.jpg), at least two of them, with no images beside "
+                          "them")
+    class_names, labels = labelled
+    kept_images, kept_labels = [], []
+    for idx, _, kept, chunk_images, _ in stream.decoded_chunks(items, image_size, channels):
+        kept_images.append(chunk_images)
+        kept_labels.append(labels[idx[kept]])
+    return np.concatenate(kept_images), np.concatenate(kept_labels), class_names
 
 
 def load(path, image_size, batch_size, channels, seed, skip_batches, report, cache=None,

@@ -197,6 +197,18 @@ def cached(items, image_size, channels, directory, report):
     return np.load(array_path, mmap_mode="r"), readable
 
 
+def decoded_chunks(items, image_size, channels):
+    """Every item of a random-access source decoded, in order, a chunk at a time (NumPy):
+    (indices ``[n]``, names ``[n]``, kept positions ``[k]``, uint8 images ``[k, size, size,
+    channels]``, original sizes ``[k, 2]``)."""
+    def decoded(idx):
+        names, sources = items.lookup(idx)
+        return (idx, names) + tuple(decode_batch(sources, items.read, image_size, channels))
+
+    chunks = tf.data.Dataset.range(items.count).batch(_CACHE_CHUNK)
+    return finish(chunks, decoded).as_numpy_iterator()
+
+
 def _write_cache(items, image_size, channels, array_path, meta_path):
     os.makedirs(os.path.dirname(array_path) or ".", exist_ok=True)
     log.info("caching %d images at %dx%d in %s", items.count, image_size, image_size, array_path)
@@ -204,13 +216,8 @@ def _write_cache(items, image_size, channels, array_path, meta_path):
     table = np.lib.format.open_memmap(array_path + suffix, mode="w+", dtype=np.uint8,
                                       shape=(items.count, image_size, image_size, channels))
 
-    def decoded(idx):
-        names, sources = items.lookup(idx)
-        return (idx, names) + tuple(decode_batch(sources, items.read, image_size, channels))
-
     meta = {"unreadable": [], "unreadable_indices": [], "upscaled_names": [], "upscaled_sizes": []}
-    chunks = tf.data.Dataset.range(items.count).batch(_CACHE_CHUNK)
-    for idx, names, kept, kept_images, sizes in finish(chunks, decoded).as_numpy_iterator():
+    for idx, names, kept, kept_images, sizes in decoded_chunks(items, image_size, channels):
         table[idx[kept]] = kept_images
         bad = np.setdiff1d(np.arange(len(idx)), kept)
         meta["unreadable"] += [_text(n) for n in names[bad]]

@@ -1,0 +1,306 @@
+"""Colour photographs: WGAN with clipping, WGAN-GP, the GAN baseline, generator EMA and DiffAugment
+on ../shared/data/flowers (3,887 photographs, the local stand-in for LSUN bedrooms), measured as
+the WGAN-GP paper's Figure 3: quality against generator iterations and against wall-clock time.
+
+    python experiments/photos.py train [--steps N] [--only NAME ...]   # train, or resume, the runs
+    python experiments/photos.py speed                                 # seconds per iteration
+    python experiments/photos.py report                                # JSON and figures
+    python experiments/photos.py all
+
+The runs (``RUNS``: one ``wgan-tf train`` command each, in a fresh process, so a rerun resumes
+from the last checkpoint) take turns in chunks of ``CHUNK`` generator iterations, so that all of
+them have come equally far whenever the budget ends. Every run keeps a generator EMA (decay 0.999),
+which does not change its training: the raw generator is the method's own result, the EMA the
+"+ EMA" variant of the same run. Quality is measured every ``EVAL_EVERY`` iterations by
+``--eval-every`` (``wgan_tf.quality``): the Fréchet distance and KID in the features of the
+flowers' own classifier (not comparable with published FIDs), on 2,000 samples.
+
+``speed`` times each setting's generator iteration on a batch in memory (the data pipeline is
+measured by benchmarks/input_pipeline.py); the wall-clock axis is iterations times that time, the
+critic boost of the clipped WGAN included, so it does not depend on what else the machine was
+doing during the long runs. ``report`` writes docs/results/photos.json,
+docs/figures/photos-curves.png (quality against iterations and against time) and
+docs/figures/photos-samples.png (the runs' sample grids side by side at the same iterations).
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
+                    "flowers")
+RUNS = "runs/photos"
+OUT = "docs"
+CHUNK = 500
+EVAL_EVERY = 250
+EMA = 0.999
+COMMON = ["--image-size", "32", "--channels", "3", "--batch-size", "64", "--seed", "0",
+          "--ema", str(EMA), "--eval-every", str(EVAL_EVERY), "--eval-num", "2000",
+          "--log-every", "50", "--sample-every", "250", "--checkpoint-every", "250"]
+# name -> (label, flags). The paper's models and defaults; 32x32 for the comparison.
+SETTINGS = {
+    "wgan-clip": ("WGAN (clipping)", ["--penalty", "clip"]),
+    "wgan-gp": ("WGAN-GP", ["--penalty", "gp"]),
+    "gan": ("GAN (-log D)", ["--model", "gan"]),
+    "wgan-gp-augment": ("WGAN-GP + DiffAugment",
+                        ["--penalty", "gp", "--augment", "color,translation,cutout"]),
+}
+# The best setting at 64x64: the committed colour model (Makefile: saved-model-flowers). A DCGAN
+# of 32 base filters, bfloat16 (measured 2x float32 on this CPU at this size).
+SETTINGS_64 = {
+    "flowers64": ("WGAN-GP + EMA, 64x64",
+                  ["--penalty", "gp", "--image-size", "64", "--filters", "32",
+                   "--precision", "bfloat16"]),
+}
+STEPS = {"flowers64": 3000}
+DEFAULT_STEPS = 3000
+
+
+def flags(name, data=DATA):
+    label, own = {**SETTINGS, **SETTINGS_64}[name]
+    # Later flags win in argparse: the 64x64 settings override COMMON's size.
+    return ["--dataset", f"folder:{os.path.normpath(data)}", *COMMON, *own]
+
+
+def train(names, steps, runs, data=DATA, quiet=True):
+    """Trains ``names`` in turns of CHUNK iterations up to ``steps`` each (resuming)."""
+    done = {name: 0 for name in names}
+    while any(done[name] < steps.get(name, DEFAULT_STEPS) for name in names):
+        for name in names:
+            target = min(done[name] + CHUNK, steps.get(name, DEFAULT_STEPS))
+            if done[name] >= target:
+                continue
+            # Every photo decoded once, into the runs' own cache (the same pixels as decoding
+            # each batch: only faster).
+            command = [_wgan_tf(), "train", *flags(name, data), "--steps", str(target),
+                       "--out", os.path.join(runs, name),
+                       "--data-cache", os.path.join(runs, "data-cache")] + \
+                (["--quiet"] if quiet else [])
+            print(" ".join(command), flush=True)
+            subprocess.run(command, check=True)
+            done[name] = target
+
+
+def _wgan_tf():
+    return os.path.join(os.path.dirname(sys.executable), "wgan-tf")
+
+
+def seconds_per_iteration(name, iterations=5, data=DATA):
+    """(seconds per generator iteration in steady state, seconds per critic-only iteration) of a
+    setting, on a batch in memory, after warm-up."""
+    import tensorflow as tf
+
+    from wgan_tf import build, distribute
+    from wgan_tf.arguments import COMMANDS
+    from wgan_tf.cli import build_parser
+    from wgan_tf.train import config_from_args
+
+    del COMMANDS
+    args = build_parser().parse_args(["train", *flags(name, data), "--out", "unused",
+                                      "--no-critic-boost"] if "clip" in name else
+                                     ["train", *flags(name, data), "--out", "unused"])
+    config = config_from_args(args)
+    model = build.build_model(config, distribute.make_strategy(1))
+    shape = [config.batch_size, config.image_size, config.image_size, config.channels]
+    batches = tf.data.Dataset.from_tensors(tf.random.uniform(shape, -1, 1)).repeat()
+    model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)
+    start = time.perf_counter()
+    model.fit(batches, steps_per_epoch=iterations, epochs=1, verbose=0)
+    step = (time.perf_counter() - start) / iterations
+    critic = None
+    if hasattr(model, "critic_step"):
+        iterator = iter(batches)
+        model.before_step  # noqa: B018 (the boost's function is the critic step alone)
+        critic_step = tf.function(lambda real: model.distributed(model.critic_step)(
+            real, model.critic_noise(config.batch_size, model.critic_iterations.value)))
+        real = next(iterator)
+        critic_step(real)
+        start = time.perf_counter()
+        for _ in range(iterations * config.n_critic):
+            critic_step(real)
+        critic = (time.perf_counter() - start) / (iterations * config.n_critic)
+    return step, critic
+
+
+def speed(names, out):
+    results = {}
+    for name in names:
+        step, critic = seconds_per_iteration(name)
+        results[name] = {"seconds_per_generator_iteration": step,
+                         "seconds_per_critic_iteration": critic}
+        print(name, results[name], flush=True)
+    _write(os.path.join(out, "results", "photos-speed.json"), results)
+    return results
+
+
+def wall_clock(name, iterations, timing):
+    """Seconds to reach each of ``iterations`` on this machine, the critic boost included."""
+    from wgan_tf import config
+
+    step, critic = timing["seconds_per_generator_iteration"], \
+        timing["seconds_per_critic_iteration"]
+    boost = "clip" in name
+    n_critic = 5 if name.startswith("wgan") else 1
+    return [g * step + (config.critic_iterations_before(g, n_critic, boost) - g * n_critic)
+            * (critic or 0.0) for g in iterations]
+
+
+def read_metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def measured(rows, key):
+    """(iterations, values) of the rows where ``key`` was measured."""
+    points = [(int(r["generator_iteration"]), float(r[key])) for r in rows
+              if r.get(key) not in (None, "", "nan") and not math.isnan(float(r[key]))]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def report(names, runs, out):
+    timing_path = os.path.join(out, "results", "photos-speed.json")
+    timing = json.load(open(timing_path)) if os.path.exists(timing_path) else {}
+    results = {"data": "../shared/data/flowers (3,887 photographs, 5 classes)",
+               "measure": "Frechet distance and KID in the flowers classifier's features "
+                          "(wgan_tf.metrics.folder_classifier), 2,000 samples",
+               "runs": {}}
+    for name in names:
+        run_dir = os.path.join(runs, name)
+        if not os.path.exists(os.path.join(run_dir, "metrics.csv")):
+            continue
+        rows = read_metrics(run_dir)
+        label, own = {**SETTINGS, **SETTINGS_64}[name]
+        entry = {"label": label, "flags": flags(name, "PATH")[2:],
+                 "generator_iterations": int(rows[-1]["generator_iteration"])}
+        for prefix, variant in (("raw_", "raw"), ("", "ema")):
+            its, fd = measured(rows, f"{prefix}classifier_fd")
+            _, kid = measured(rows, f"{prefix}classifier_kid")
+            entry[variant] = {"iterations": its, "classifier_fd": fd, "classifier_kid": kid}
+        if name in timing:
+            entry["timing"] = timing[name]
+            entry["wall_clock_seconds"] = wall_clock(name, entry["raw"]["iterations"],
+                                                     timing[name])
+        results["runs"][name] = entry
+    _write(os.path.join(out, "results", "photos.json"), results)
+    curves_figure(results, os.path.join(out, "figures", "photos-curves.png"))
+    samples_figure(results, runs, os.path.join(out, "figures", "photos-samples.png"))
+    return results
+
+
+def curves_figure(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, entry in results["runs"].items():
+        for variant, style in (("raw", "-"), ("ema", "--")):
+            curve = entry[variant]
+            if not curve["iterations"]:
+                continue
+            label = entry["label"] + (" + EMA" if variant == "ema" else "")
+            line, = axes[0].plot(curve["iterations"], curve["classifier_fd"], style, marker=".",
+                                 label=label, color=_colour(name))
+            if "wall_clock_seconds" in entry:
+                axes[1].plot([s / 3600 for s in entry["wall_clock_seconds"]],
+                             curve["classifier_fd"], style, marker=".", color=line.get_color())
+    axes[0].set_xlabel("generator iterations")
+    axes[1].set_xlabel("wall-clock hours on 2 CPU cores (measured seconds per iteration)")
+    for ax in axes:
+        ax.set_ylabel("classifier FD (lower is better)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Flowers (3,887 photographs): sample quality during training", fontsize=10)
+    fig.tight_layout()
+    _savefig(fig, path)
+
+
+def _colour(name):
+    names = [*SETTINGS, *SETTINGS_64]
+    return f"C{names.index(name)}"
+
+
+def samples_figure(results, runs, path):
+    """Each run's sample grid (the EMA's, from the same latents) at the iterations all have."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    names = [n for n in results["runs"] if n in SETTINGS]
+    if not names:
+        return
+    common = sorted(set.intersection(*(set(_grid_iterations(runs, n)) for n in names)))
+    shown = [common[i] for i in sorted({round(k * (len(common) - 1) / 3)
+                                        for k in range(4)})] if common else []
+    if not shown:
+        return
+    fig, axes = plt.subplots(len(names), len(shown), figsize=(3 * len(shown), 3 * len(names)),
+                             squeeze=False)
+    for row, name in zip(axes, names):
+        for ax, iteration in zip(row, shown):
+            grid = Image.open(os.path.join(runs, name, "samples", f"iter_{iteration:06d}.png"))
+            ax.imshow(grid)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if ax is row[0]:
+                ax.set_ylabel(results["runs"][name]["label"] + " + EMA", fontsize=8)
+            if row is axes[0]:
+                ax.set_title(f"generator iteration {iteration}", fontsize=9)
+    fig.tight_layout()
+    _savefig(fig, path)
+
+
+def _grid_iterations(runs, name):
+    folder = os.path.join(runs, name, "samples")
+    return [int(f[5:11]) for f in os.listdir(folder) if f.startswith("iter_")] \
+        if os.path.isdir(folder) else []
+
+
+def _savefig(fig, path):
+    import matplotlib.pyplot as plt
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _write(path, results):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+    print(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=("train", "speed", "report", "all"))
+    parser.add_argument("--runs", default=RUNS, help="where the runs are (default %(default)s)")
+    parser.add_argument("--out", default=OUT, help="where results/ and figures/ go")
+    parser.add_argument("--data", default=DATA, help="the photo folder (default: "
+                        "../shared/data/flowers)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"generator iterations per run (default {DEFAULT_STEPS}, "
+                             f"64x64: {STEPS['flowers64']})")
+    parser.add_argument("--only", nargs="+", choices=[*SETTINGS, *SETTINGS_64],
+                        help="these runs only (default: the 32x32 comparison)")
+    args = parser.parse_args()
+    names = args.only or list(SETTINGS)
+    steps = {name: args.steps or STEPS.get(name, DEFAULT_STEPS) for name in names}
+    if args.command in ("train", "all"):
+        train(names, steps, args.runs, args.data)
+    if args.command in ("speed", "all"):
+        speed(names, args.out)
+    if args.command in ("report", "all"):
+        report([*SETTINGS, *SETTINGS_64] if not args.only else names, args.runs, args.out)
+
+
+if __name__ == "__main__":
+    main()
