@@ -59,3 +59,32 @@ def wait_for(predicate, timeout=120, what="a condition", process=None):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+# The project's real colour photographs, beside the repository (../shared/data/flowers), when
+# present; tests that need photos make a small labelled folder otherwise.
+FLOWERS = Path(__file__).resolve().parents[2] / "shared" / "data" / "flowers"
+
+
+def labelled_photo_folder(root, classes=("daisy", "tulip"), per_class=24, size=40):
+    """A small folder of labelled colour JPEGs (``root/CLASS/NNN.jpg``) whose classes differ in
+    colour and texture, so that a classifier can tell them apart; returns ``root``."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        folder = Path(root) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = np.zeros((size, size, 3)) + [200 * (c % 2), 90, 200 * (1 - c % 2)]
+            pixels = np.clip(base + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i:03d}.jpg", quality=90)
+    return Path(root)
+
+
+def photos(tmp_path_factory):
+    """The folder spec of the project's photographs, or of a small labelled folder made here."""
+    if FLOWERS.is_dir():
+        return f"folder:{FLOWERS}"
+    return f"folder:{labelled_photo_folder(tmp_path_factory.mktemp('photos'))}"
