@@ -69,6 +69,10 @@ def train(parser):
     a("--augment", default=None, metavar="POLICY",
       help="DiffAugment for small datasets: a comma-separated list of color, translation, "
            "cutout applied to every image the critic sees; default: none (the paper's)")
+    a("--conditional", action="store_true", default=None,
+      help="the WGAN-GP paper's conditional model on labelled data (digits, folder:PATH with "
+           "class subfolders, TFDS with a label): a class per image, an auxiliary classifier in "
+           "the critic, class-conditional batch norm in the generator")
     a("--eval-every", type=int, default=d["eval_every"].default, metavar="N",
       help="every N steps, measure the samples (classifier FD and KID where the dataset has a "
            "classifier, else sliced Wasserstein) into metrics.csv and TensorBoard; default 0: "

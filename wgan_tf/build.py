@@ -30,7 +30,8 @@ def gan(config):
     generator, critic = models.build_pair(
         config.arch, config.image_size, config.channels, config.latent_dim, config.filters,
         critic_normalization="layer" if config.penalty == "gp" else "batch",
-        point_dim=data.point_dim(config.dataset))
+        point_dim=data.point_dim(config.dataset),
+        num_classes=len(config.class_names) if config.conditional else None)
     options = dict(seed=config.seed, ema_decay=config.ema, augment=config.augment)
     if config.model == "gan":
         return GAN(generator, critic, n_critic=config.n_critic, **options)

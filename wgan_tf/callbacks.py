@@ -152,13 +152,24 @@ class SampleGrid(keras.callbacks.Callback):
             tf.summary.image(self.TAG, picture[None])
         self.writer.flush()
 
+    COLUMNS_PER_CLASS = 8
+
     def draw(self, step):
-        """Writes the step's picture file and returns the picture (uint8 [H, W, C])."""
-        samples = self.model.sampler(self.latent, training=False).numpy()
+        """Writes the step's picture file and returns the picture (uint8 [H, W, C]). A conditional
+        model's grid has one row per class, the same latents in every row."""
+        classes = self.model.num_classes
+        if classes:
+            columns = self.COLUMNS_PER_CLASS
+            latent = tf.tile(self.latent[:columns], [classes, 1])
+            labels = tf.repeat(tf.range(classes), columns)
+            samples = self.model.sample(latent, labels).numpy()
+        else:
+            columns = None
+            samples = self.model.sample(self.latent).numpy()
         path = os.path.join(self.out_dir, f"iter_{step:06d}.png")
         if samples.ndim == 2:  # 2-D points: a scatter plot instead of a grid
             return pictures.save_scatter(samples, path, title=f"generator iteration {step}")
-        picture = pictures.grid(pictures.to_uint8(samples))
+        picture = pictures.grid(pictures.to_uint8(samples), columns=columns)
         pictures.save_png(picture, path)
         return picture
 
@@ -186,7 +197,7 @@ class QualityLog(keras.callbacks.Callback):
             return
         measure = _step(self.model) % self.every == 0
         for prefix, network in self._networks().items():
-            measured = self.quality.measure(network) if measure else {}
+            measured = self.quality.measure(network, self.model.num_classes) if measure else {}
             logs.update({prefix + key: measured.get(key, float("nan"))
                          for key in self.quality.keys()})
 

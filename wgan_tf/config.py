@@ -21,6 +21,11 @@ DCGAN_ADAM = dict(learning_rate=2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
 # An Adam swapped in for RMSProp (--optimizer adam with clipping): the momentum the paper found
 # unstable with weight clipping.
 SWAPPED_ADAM = dict(beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+# The WGAN-GP paper's conditional model (gan_cifar_resnet.py: ACGAN_SCALE, ACGAN_SCALE_G): the
+# auxiliary classifier's cross-entropy weighs 1 in the critic's loss (on real images) and 0.1 in
+# the generator's (on its samples of the classes asked for).
+CLASS_WEIGHT_CRITIC = 1.0
+CLASS_WEIGHT_GENERATOR = 0.1
 # The reference code's "critic boost": 100 critic iterations for the first 25 generator
 # iterations and every 500th.
 BOOST_CRITIC_ITERATIONS = 100
@@ -131,6 +136,11 @@ class TrainConfig:
     # eval_num samples; 0: never.
     eval_every: int = 0
     eval_num: int = 2000
+    # The WGAN-GP paper's conditional model (AC-GAN critic, class-conditional batch norm in the
+    # generator) on labelled data; class_names (label order) are the dataset's, filled in when
+    # the run starts.
+    conditional: bool = False
+    class_names: Optional[list] = None
     steps: int = 100_000
     seed: int = 0
     devices: int = 1
@@ -237,8 +247,12 @@ class TrainConfig:
                               f"{', '.join(PRECISIONS)}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ConfigError(f"ema must be a decay in (0, 1), e.g. 0.999, got {self.ema}")
-        if (self.ema or self.augment) and self.autoencoder:
-            raise ConfigError("--ema and --augment are for GANs (--model wgan or gan)")
+        if (self.ema or self.augment or self.conditional) and self.autoencoder:
+            raise ConfigError("--ema, --augment and --conditional are for GANs (--model wgan or "
+                              "gan)")
+        if self.conditional and self.arch != "dcgan":
+            raise ConfigError(f"--conditional needs --arch dcgan (the WGAN-GP paper's conditional "
+                              f"batch norm), got --arch {self.arch}")
         policies = parse_augment(self.augment)
         self.augment = ",".join(policies) or None
         if self.eval_every < 0 or self.eval_num < 2:

@@ -12,7 +12,10 @@ seed) are compared with whatever measures the data allows:
   ``classifier_kid_std`` and ``classifier`` (its name: the features are the dataset's own, not
   comparable with published FIDs); a folder's adds ``classifier_accuracy`` (held out); digits add
   ``mode_coverage``, ``class_histogram`` and ``confident``. ``--inception-weights`` adds ``fid``,
-  ``kid``, ``kid_std`` and, with the full weights file, ``inception_score`` and its std.
+  ``kid``, ``kid_std`` and, with the full weights file, ``inception_score`` and its std. A
+  conditional run (``--conditional``; its samples ask for every class in turn) with such a
+  classifier adds ``class_accuracy`` (the share of samples the classifier assigns to the class
+  asked for) and ``per_class_classifier_fd`` (per class: real against generated images of it).
 
 The real images' features are cached (``wgan_tf.quality.reference_features``): a second
 evaluation against the same data does not recompute them.
@@ -75,7 +78,7 @@ def evaluate(run_dir, dataset=None, num=DEFAULT_NUM, seed=0, inception_weights=N
                           f"which cannot be compared with {spec}")
     measures = quality.Quality(spec, config.get("image_size", 64), config.get("channels", 3),
                                num, seed, cache_dir, data_dir, inception_weights)
-    fake = generated_samples(network, num, seed)
+    fake = generated_samples(network, num, seed, num_classes=num_classes(config))
     real = measures.real()
     step = "iteration" if sampler == "decoder" else "generator_iteration"
     results = {"dataset": spec, "num_samples": num, "seed": seed, "generator": sampler,
@@ -95,6 +98,13 @@ def evaluate(run_dir, dataset=None, num=DEFAULT_NUM, seed=0, inception_weights=N
             cache_dir)["accuracy"]
     if spec == "digits" or spec.startswith("digits:"):
         results.update(metrics.mode_coverage(fake, measures.classifier[1]))
+    if num_classes(config) and measures.classifier:
+        real_images, real_labels = quality.real_samples(
+            spec, config["image_size"], config["channels"], num, seed, labels=True,
+            data_dir=data_dir)
+        results.update(quality.class_measures(
+            measures.classifier[1], real_images, real_labels, fake,
+            np.arange(num) % num_classes(config), config["class_names"]))
     if sampler == "decoder":
         results["sharpness"] = float(metrics.sharpness(fake).mean())
         results["sharpness_real"] = float(metrics.sharpness(real).mean())
@@ -111,6 +121,11 @@ def reconstructions(encoder, decoder, images, batch_size=500):
     posterior mean), clipped to [-1, 1]."""
     codes = autoencoder_models.code(encoder.predict(images, batch_size=batch_size, verbose=0))
     return np.clip(decoder.predict(codes, batch_size=batch_size, verbose=0), -1.0, 1.0)
+
+
+def num_classes(config):
+    """A conditional run's number of classes (its config.json's ``class_names``), else None."""
+    return len(config["class_names"]) if config.get("conditional") else None
 
 
 def generator_iteration(run_dir):

@@ -16,7 +16,7 @@ import tensorflow as tf
 from wgan_tf import data, pictures
 from wgan_tf.config import AUTOENCODERS, sampler_network
 from wgan_tf.errors import ConfigError
-from wgan_tf.evaluate import generated_samples, real_samples
+from wgan_tf.evaluate import generated_samples, num_classes, real_samples
 from wgan_tf.rundir import load_saved, read_run_config
 
 
@@ -76,9 +76,11 @@ def explain(run_dir, out, dataset=None, num=8, seed=0, data_dir=None, generator=
         raise ConfigError(f"explain shows a GAN's critic; {run_dir} is a --model "
                           f"{config['model']} run, which has none")
     critic = load_saved(run_dir, "critic")
+    if len(critic.outputs) == 2:  # a conditional model's: the score, not the class logits
+        critic = keras.Model(critic.inputs, critic.outputs[0], name=critic.name)
     rows = {"real": real_samples(spec, config, num, seed, data_dir=data_dir),
             "generated": generated_samples(load_saved(run_dir, sampler_network(config, generator)),
-                                           num, seed)}
+                                           num, seed, num_classes=num_classes(config))}
     layer = gradcam_layer(critic)
     panels = {}
     for name, images in rows.items():

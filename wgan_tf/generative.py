@@ -61,7 +61,13 @@ class GenerativeModel(keras.Model):
 
     @property
     def latent_dim(self):
-        return self.sampler.input_shape[-1]
+        return self.sampler.inputs[0].shape[-1]
+
+    num_classes = None  # a conditional family's number of classes
+
+    def sample(self, latent, labels=None, training=False):
+        """Samples of the sampler (``labels`` for a conditional one)."""
+        return self.sampler(latent if labels is None else [latent, labels], training=training)
 
     def networks(self):
         """``{name: keras.Model}``: what a run directory keeps as ``NAME.keras``."""
@@ -166,15 +172,18 @@ class GenerativeModel(keras.Model):
             "GPU" in d.upper() for d in strategy.extended.worker_devices)
 
     def next_batch(self, iterator):
-        """The next real batch (this worker's replicas' rows of the global batch)."""
-        batch, _, _ = keras.utils.unpack_x_y_sample_weight(iterator.get_next())
-        return batch
+        """The next real batch (this worker's replicas' rows of the global batch): images, or
+        (images, labels) for a conditional family."""
+        batch, labels, _ = keras.utils.unpack_x_y_sample_weight(iterator.get_next())
+        return batch if self.num_classes is None else (batch, labels)
 
     def global_batch_size(self, batch):
-        """The global batch size, from one replica's rows of a distributed batch: replicas hold
-        equal shares, and under a multi-worker strategy this worker sees only its own replicas."""
+        """The global batch size, from one replica's rows of a distributed batch (images, or
+        (images, labels)): replicas hold equal shares, and under a multi-worker strategy this
+        worker sees only its own replicas."""
         strategy = self.distribute_strategy
-        local = strategy.experimental_local_results(batch)[0]
+        images = batch[0] if isinstance(batch, tuple) else batch
+        local = strategy.experimental_local_results(images)[0]
         return tf.shape(local)[0] * strategy.num_replicas_in_sync
 
     def distributed(self, fn):

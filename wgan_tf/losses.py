@@ -30,6 +30,13 @@ def gan_generator_loss(fake_logits):
     return tf.reshape(tf.nn.softplus(-fake_logits), [-1])
 
 
+def class_cross_entropy(logits, labels):
+    """The auxiliary classifier's loss per sample, -log softmax(logits)[label] (AC-GAN, Odena et
+    al. 2017; the WGAN-GP paper's conditional model adds it to both players' losses)."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(tf.reshape(labels, [-1]), tf.int32), logits=tf.cast(logits, tf.float32))
+
+
 # --- Wasserstein auto-encoders (Tolstikhin, Bousquet, Gelly, Schoelkopf, ICLR 2018) --------------
 
 # The official code's weight on the squared L2 cost (wae.py, reconstruction_loss, cost 'l2sq'); its

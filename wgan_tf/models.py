@@ -39,22 +39,79 @@ def check_image_size(image_size):
         raise ConfigError(f"image size must be a power of two >= 16, got {image_size}")
 
 
+@keras.saving.register_keras_serializable(package="wgan_tf")
+class ConditionalBatchNormalization(layers.Layer):
+    """Batch norm whose scale and offset are the class's (de Vries et al. 2017; Dumoulin et al.
+    2017): ``[x, labels] -> normalize(x) * gamma[label] + beta[label]``. The normalisation is the
+    generator's synchronized batch norm without its own scale and offset; gamma starts at
+    N(1, 0.02) and beta at 0 for every class, as the unconditional generator's batch norm."""
+
+    def __init__(self, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = int(num_classes)
+        self.normalize = layers.BatchNormalization(center=False, scale=False, name="normalize",
+                                                   **_BN)
+
+    def build(self, input_shape):
+        shape, _ = input_shape
+        self.normalize.build(shape)
+        self.gamma = self.add_weight(
+            name="gamma", shape=(self.num_classes, shape[-1]),
+            initializer=keras.initializers.RandomNormal(1.0, 0.02))
+        self.beta = self.add_weight(name="beta", shape=(self.num_classes, shape[-1]),
+                                    initializer="zeros")
+
+    def call(self, inputs, training=None):
+        x, labels = inputs
+        labels = keras.ops.cast(keras.ops.reshape(labels, [-1]), "int32")
+        gamma = keras.ops.take(self.gamma, labels, axis=0)[:, None, None, :]
+        beta = keras.ops.take(self.beta, labels, axis=0)[:, None, None, :]
+        return self.normalize(x, training=training) * gamma + beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+def is_conditional(generator):
+    """Whether a generator takes class labels beside its latent (inputs ``latent``, ``labels``)."""
+    return len(generator.inputs) == 2
+
+
+def latent_dim(generator):
+    """The size of a generator's latent vector (its first input)."""
+    return generator.inputs[0].shape[-1]
+
+
 def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch_norm=True,
-                    constant_filters=False, name="generator"):
+                    constant_filters=False, num_classes=None, name="generator"):
     """DCGAN generator: latent [B, latent_dim] -> images [B, size, size, channels] in [-1, 1].
 
     ``constant_filters`` with ``batch_norm=False`` is the paper's Fig. 6 generator: every layer has
     ``filters`` filters instead of doubling them towards the 4x4 start.
+
+    ``num_classes``: a conditional generator, ``[latent, labels] -> images`` (``labels`` int32
+    ``[B]``), conditioned as the WGAN-GP paper's conditional model (its code's ``cond_batchnorm``):
+    every batch norm's scale and offset are the class's (``ConditionalBatchNormalization``), so the
+    class steers every layer rather than only the input.
     """
     check_image_size(image_size)
+    if num_classes is not None and not batch_norm:
+        raise ConfigError("a conditional generator is conditioned through its batch norm: it "
+                          "needs --arch dcgan")
     n_up = int(math.log2(image_size)) - 3  # stride-2 layers between 4x4 and the output layer
     width = filters if constant_filters else filters * 2 ** n_up
     z = keras.Input((latent_dim,), name="latent")
+    labels = keras.Input((), dtype="int32", name="labels") if num_classes else None
     x = layers.Reshape((1, 1, latent_dim))(z)
     x = layers.Conv2DTranspose(width, 4, padding="valid", use_bias=False,
                                kernel_initializer=_conv_init(), name="project")(x)
     for i in range(n_up + 1):
-        if batch_norm:
+        if batch_norm and num_classes:
+            x = ConditionalBatchNormalization(num_classes, name=f"cbn{i}")([x, labels])
+        elif batch_norm:
             x = _batch_norm(f"bn{i}")(x)
         x = layers.ReLU()(x)
         if i == n_up:
@@ -69,14 +126,19 @@ def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch
                                kernel_initializer=_conv_init(), name="to_image",
                                dtype="float32")(x)
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
-    return keras.Model(z, images, name=name)
+    return keras.Model([z, labels] if num_classes else z, images, name=name)
 
 
-def dcgan_critic(image_size=64, channels=3, filters=64, normalization="batch", name="critic"):
+def dcgan_critic(image_size=64, channels=3, filters=64, normalization="batch", num_classes=None,
+                 name="critic"):
     """DCGAN critic: images -> one unbounded score per sample, shape [B, 1].
 
     ``normalization``: "batch" (the paper's), "layer" (WGAN-GP: batch norm makes the gradient
     penalty of one sample depend on the others) or None.
+
+    ``num_classes``: an auxiliary classifier beside the score (AC-GAN, Odena et al. 2017, as the
+    WGAN-GP paper's conditional model): ``images -> [score [B, 1], class logits [B, classes]]``,
+    both from the same features (the last 4x4 layer). The critic itself stays unconditional.
     """
     check_image_size(image_size)
     if normalization not in ("batch", "layer", None):
@@ -98,10 +160,16 @@ def dcgan_critic(image_size=64, channels=3, filters=64, normalization="batch", n
         x = layers.LeakyReLU(0.2)(x)
         size //= 2
         i += 1
+    features = x
     x = layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=_conv_init(),
-                      name="score", dtype="float32")(x)
+                      name="score", dtype="float32")(features)
     score = layers.Flatten(dtype="float32")(x)
-    return keras.Model(images, score, name=name)
+    if not num_classes:
+        return keras.Model(images, score, name=name)
+    logits = layers.Conv2D(num_classes, 4, padding="valid", use_bias=False,
+                           kernel_initializer=_conv_init(), name="classes",
+                           dtype="float32")(features)
+    return keras.Model(images, [score, layers.Flatten(dtype="float32")(logits)], name=name)
 
 
 def mlp_generator(image_size=64, channels=3, latent_dim=100, units=512, output_shape=None,
@@ -132,14 +200,22 @@ def mlp_critic(image_size=64, channels=3, units=512, input_shape=None, name="cri
 
 
 def build_pair(arch="dcgan", image_size=64, channels=3, latent_dim=100, filters=64,
-               critic_normalization="batch", point_dim=None):
+               critic_normalization="batch", point_dim=None, num_classes=None):
     """(generator, critic) for an ``--arch`` name. ``point_dim`` builds the MLP pair for points.
 
     The critic is the paper's DCGAN critic for every image generator (the paper varies only the
-    generator), and the MLP critic for points.
+    generator), and the MLP critic for points. ``num_classes``: the conditional pair (a
+    conditional DCGAN generator, a critic with an auxiliary classifier).
     """
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if num_classes is not None:
+        if arch != "dcgan" or point_dim is not None:
+            raise ConfigError(f"--conditional needs --arch dcgan on images (the WGAN-GP "
+                              f"paper's conditional batch norm), got --arch {arch}")
+        return (dcgan_generator(image_size, channels, latent_dim, filters,
+                                num_classes=num_classes),
+                dcgan_critic(image_size, channels, filters, critic_normalization, num_classes))
     if point_dim is not None:
         if arch != "mlp":
             raise ConfigError(f"toy 2-D data needs --arch mlp, got --arch {arch}")

@@ -27,28 +27,61 @@ import os
 import numpy as np
 
 from wgan_tf import data, metrics
+from wgan_tf.models import is_conditional, latent_dim
 
 GENERATION_BATCH = 500
 
 
-def generated_samples(generator, num, seed=0, batch_size=GENERATION_BATCH):
+def generated_samples(generator, num, seed=0, batch_size=GENERATION_BATCH, labels=None,
+                      num_classes=None):
     """``num`` samples from N(0, 1) latents drawn under ``seed``, in inference mode. Images are
     clipped to [-1, 1], as every picture of them is (an MLP generator has no tanh); points are
     left alone. Calls the network directly (no ``predict``), so that it runs on this process
-    alone even where the network was made under a distribution strategy."""
+    alone even where the network was made under a distribution strategy.
+
+    A conditional generator (``models.is_conditional``) makes the classes ``labels`` (int
+    ``[num]``), by default every class of ``num_classes`` in turn (0, 1, ..., 0, 1, ...)."""
     latents = np.random.default_rng(seed).standard_normal(
-        (num, generator.input_shape[-1])).astype(np.float32)
-    samples = np.concatenate([np.asarray(generator(latents[i:i + batch_size], training=False))
-                              for i in range(0, num, batch_size)])
+        (num, latent_dim(generator))).astype(np.float32)
+    if is_conditional(generator):
+        if labels is None:
+            if not num_classes:
+                raise ValueError("a conditional generator needs labels or num_classes")
+            labels = np.arange(num) % num_classes
+        labels = np.asarray(labels, np.int32)
+
+    def batch(i):
+        z = latents[i:i + batch_size]
+        return generator(z if labels is None else [z, labels[i:i + batch_size]], training=False)
+
+    samples = np.concatenate([np.asarray(batch(i)) for i in range(0, num, batch_size)])
     return np.clip(samples, -1.0, 1.0) if samples.ndim == 4 else samples
 
 
-def real_samples(spec, image_size, channels, num, seed=0, **options):
+def real_samples(spec, image_size, channels, num, seed=0, labels=False, **options):
     """``num`` real samples of ``spec`` at this image size and channels, as training sees them
-    (the first ``num`` of its stream under ``seed``). ``options`` go to ``wgan_tf.data.load``."""
-    batches = data.load(spec, image_size, num, channels, seed,
+    (the first ``num`` of its stream under ``seed``); with ``labels``, (samples, labels).
+    ``options`` go to ``wgan_tf.data.load``."""
+    batches = data.load(spec, image_size, num, channels, seed, labels=labels,
                         **{k: v for k, v in options.items() if v is not None})
-    return next(iter(batches)).numpy()
+    batch = next(iter(batches))
+    return tuple(part.numpy() for part in batch) if labels else batch.numpy()
+
+
+def class_measures(classifier, real, real_labels, fake, fake_labels, class_names):
+    """How a conditional generator's samples ``fake`` of the classes ``fake_labels`` compare with
+    the real images of those classes, in a classifier of the dataset's labels (``images ->
+    [features, probabilities]``): ``class_accuracy`` (the share of samples the classifier
+    assigns to the class asked for) and ``per_class_classifier_fd`` (per class name, the Fréchet
+    distance between that class's real and generated images)."""
+    real_features = classifier.predict(real, batch_size=256, verbose=0)[0]
+    fake_features, probabilities = classifier.predict(fake, batch_size=256, verbose=0)
+    per_class = {}
+    for c, name in enumerate(class_names):
+        a, b = real_features[real_labels == c], fake_features[fake_labels == c]
+        per_class[name] = metrics.frechet_distance(a, b) if min(len(a), len(b)) > 1 else None
+    return {"class_accuracy": float((probabilities.argmax(axis=1) == fake_labels).mean()),
+            "per_class_classifier_fd": per_class}
 
 
 def reference_features(spec, image_size, channels, num, seed, extractor, extract, cache_dir=None,
@@ -116,8 +149,11 @@ class Quality:
         return real_samples(self.spec, self.image_size, self.channels, self.num, self.seed,
                             data_dir=self.data_dir)
 
-    def measure(self, generator):
-        return self.measure_samples(generated_samples(generator, self.num, self.seed))
+    def measure(self, generator, num_classes=None):
+        """The measures of ``generator``'s samples (a conditional one's: every class in turn,
+        ``num_classes`` of them)."""
+        return self.measure_samples(generated_samples(generator, self.num, self.seed,
+                                                      num_classes=num_classes))
 
     def measure_samples(self, fake):
         if self.points:

@@ -102,8 +102,11 @@ def _train_job(job, config, run_dir, progress, extra_callbacks, data_options):
                           f"replicas of {job.describe()}")
     # One report for every load() of the run, so skipped files are counted once and shown at the end.
     options = dict(data_options, report=data.InputReport())
+    if config.conditional:
+        config = dataclasses.replace(config, class_names=_class_names(config, data_options))
     data.load(config.dataset, config.image_size, config.batch_size, config.channels,
-              config.seed, **options)  # a bad dataset fails before anything is written
+              config.seed, labels=config.conditional,
+              **options)  # a bad dataset fails before anything is written
     with _claim(job, run_dir, config) as config:
         model = build_model(config, job.strategy)
         manager = checkpoint_manager(model, run_dir)
@@ -121,6 +124,18 @@ def _train_job(job, config, run_dir, progress, extra_callbacks, data_options):
             _train(model, config, run_dir, manager, stop, progress, extra_callbacks, options,
                    job.chief)
     return model
+
+
+def _class_names(config, data_options):
+    """The dataset's class names, for a conditional run; a ConfigError where it has none."""
+    names = data.class_names(config.dataset, data_options.get("data_dir"))
+    if not names:
+        raise ConfigError(f"--conditional needs labelled data, and {config.dataset} has no class "
+                          "labels (digits, folder:PATH with class subfolders and TFDS datasets "
+                          "with a label have them)")
+    if config.class_names not in (None, names):
+        raise ConfigError(f"{config.dataset} has the classes {names}, not {config.class_names}")
+    return names
 
 
 @contextlib.contextmanager
@@ -223,7 +238,7 @@ def _fit_periods(model, config, run_callbacks, options):
         model.distribute_strategy,
         lambda rows: data.load(config.dataset, config.image_size, config.batch_size,
                                config.channels, config.seed, skip_batches=skip, rows=rows,
-                               **options),
+                               labels=config.conditional, **options),
         config.batch_size)
     if head < period:
         steps_per_epoch, epochs = head, epoch + 1

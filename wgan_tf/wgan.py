@@ -8,7 +8,17 @@ Two additions that users of GAN libraries expect on their own photos, both off b
 paper has neither): ``ema=DECAY`` keeps an exponential moving average of the generator
 (``wgan_tf.ema``), which is then the model's sampler (sampled, evaluated, exported); and
 ``augment="color,translation,cutout"`` applies DiffAugment (``wgan_tf.augment``) to every image
-the critic sees, real or generated, in both players' updates. Mixed precision needs nothing here
+the critic sees, real or generated, in both players' updates.
+
+The WGAN-GP paper's conditional model: given a conditional generator (``[latent, labels] ->
+images``) and a critic with an auxiliary classifier (``images -> [score, class logits]``,
+``wgan_tf.models``), the real batches are (images, labels); the critic also descends the
+classifier's cross-entropy on the real labels (weight 1), the generator also descends it on its
+own samples of the classes asked for (weight 0.1), as the paper's code (AC-GAN, Odena et al.
+2017). The critic's generated images have the real batch's labels; the generator's update asks
+for uniformly drawn ones.
+
+Mixed precision needs nothing here
 but ``compile(loss_scaling=True)`` for float16 networks, whose loss scale then scales every
 gradient, the penalty's inner one included (``wgan_tf.precision``).
 
@@ -24,11 +34,12 @@ import tensorflow as tf
 from wgan_tf import augment as diffaugment
 from wgan_tf import config, ema, lipschitz, losses, rng
 from wgan_tf.generative import GenerativeModel, TrainingInterrupted
+from wgan_tf.models import is_conditional
 from wgan_tf.replicas import global_mean, replica_rows, sum_over_replicas
 
 # Independent random streams, each indexed by its own iteration counter, and lanes within them.
 _CRITIC_LATENT, _PENALTY_MIX, _GENERATOR_LATENT = 0, 1, 2
-_AUGMENT_REAL, _AUGMENT_FAKE = 1, 2
+_AUGMENT_REAL, _AUGMENT_FAKE, _LABELS = 1, 2, 3
 _DEFAULTS = config.TrainConfig()
 
 
@@ -67,12 +78,15 @@ class WGAN(GenerativeModel):
         self.ema_decay = float(ema_decay) if ema_decay else None
         self.generator_ema = ema.average_network(generator) if self.ema_decay else None
         self.augment_policies = diffaugment.parse(augment)
+        self.num_classes = _classes(generator, critic)
         self.generator_iterations = self._counter("generator_iterations")
         self.critic_iterations = self._counter("critic_iterations")
         self.estimate_tracker = keras.metrics.Mean(name=self.ESTIMATE)
         self.critic_loss_tracker = keras.metrics.Mean(name="critic_loss")
         self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
         self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
+        self.class_loss_tracker = keras.metrics.Mean(name="class_loss")
+        self.generated_class_loss_tracker = keras.metrics.Mean(name="generated_class_loss")
 
     # -- What the run directory, checkpoints and export see ----------------------------------------
 
@@ -113,7 +127,11 @@ class WGAN(GenerativeModel):
     @property
     def metrics(self):
         trackers = [self.estimate_tracker, self.critic_loss_tracker, self.generator_loss_tracker]
-        return trackers + ([self.penalty_tracker] if self.penalty == "gp" else [])
+        if self.penalty == "gp":
+            trackers.append(self.penalty_tracker)
+        if self.num_classes:
+            trackers += [self.class_loss_tracker, self.generated_class_loss_tracker]
+        return trackers
 
     # -- Algorithm 1 -------------------------------------------------------------------------------
 
@@ -130,19 +148,23 @@ class WGAN(GenerativeModel):
 
     def critic_step(self, real, noise):
         """Lines 3-7: a real batch and prior samples, ascend the critic's estimate, clip."""
-        fake = self.generator(replica_rows(noise["z"]), training=True)
+        real, labels = real if self.num_classes else (real, None)
+        fake = self.generate(replica_rows(noise["z"]), labels)
         real = self.augment(real, noise.get("augment_real"))
         fake = self.augment(fake, noise.get("augment_fake"))
         with tf.GradientTape() as tape:
-            per_sample = self.critic_loss(self.critic(real, training=True),
-                                          self.critic(fake, training=True))
+            real_scores, real_logits = self.critique(real)
+            per_sample = self.critic_loss(real_scores, self.critique(fake)[0])
             loss = estimate_loss = global_mean(per_sample)
             if self.penalty == "gp":
                 mix = replica_rows(noise["mix"])
                 penalty = global_mean(lipschitz.gradient_penalty(
-                    self.critic, real, fake, mix,
+                    lambda x, training: self.critique(x, training)[0], real, fake, mix,
                     loss_scale=self.loss_scale("critic_optimizer")))
                 loss = estimate_loss + self.gp_weight * penalty
+            if self.num_classes:
+                class_loss = global_mean(losses.class_cross_entropy(real_logits, labels))
+                loss += config.CLASS_WEIGHT_CRITIC * class_loss
         # Weight clipping (line 7) is the variables' WeightClip constraint, applied by the optimizer.
         made = self.minimize("critic_optimizer", tape, loss, self.critic.trainable_variables)
         self.critic_iterations.assign_add(1)
@@ -151,16 +173,34 @@ class WGAN(GenerativeModel):
         self.record(self.critic_loss_tracker, sum_over_replicas(loss), made)
         if self.penalty == "gp":
             self.record(self.penalty_tracker, sum_over_replicas(penalty), made)
+        if self.num_classes:
+            self.record(self.class_loss_tracker, sum_over_replicas(class_loss), made)
 
     def generator_step(self, noise):
-        """Lines 9-10: prior samples, descend -f(G(z))."""
+        """Lines 9-10: prior samples, descend -f(G(z)) (and, conditional, the classifier's
+        cross-entropy of the classes asked for)."""
+        labels = replica_rows(noise["labels"]) if self.num_classes else None
         with tf.GradientTape() as tape:
-            fake = self.generator(replica_rows(noise["z"]), training=True)
-            fake = self.augment(fake, noise.get("augment_fake"))
-            loss = global_mean(self.generator_loss(self.critic(fake, training=True)))
+            fake = self.generate(replica_rows(noise["z"]), labels)
+            scores, logits = self.critique(self.augment(fake, noise.get("augment_fake")))
+            loss = global_mean(self.generator_loss(scores))
+            if self.num_classes:
+                class_loss = global_mean(losses.class_cross_entropy(logits, labels))
+                loss += config.CLASS_WEIGHT_GENERATOR * class_loss
         made = self.minimize("generator_optimizer", tape, loss, self.generator.trainable_variables)
         self.generator_iterations.assign_add(1)
         self.record(self.generator_loss_tracker, sum_over_replicas(loss), made)
+        if self.num_classes:
+            self.record(self.generated_class_loss_tracker, sum_over_replicas(class_loss), made)
+
+    def generate(self, latent, labels=None, training=True):
+        """The generator's images of ``latent`` (and ``labels``, for a conditional one)."""
+        return self.generator(latent if labels is None else [latent, labels], training=training)
+
+    def critique(self, images, training=True):
+        """(scores ``[B, 1]``, class logits ``[B, classes]`` or None) of the critic."""
+        outputs = self.critic(images, training=training)
+        return tuple(outputs) if self.num_classes else (outputs, None)
 
     def augment(self, images, numbers):
         """DiffAugment of this replica's images with its rows of the global batch's numbers."""
@@ -198,6 +238,9 @@ class WGAN(GenerativeModel):
     def generator_noise(self, global_batch, iteration):
         noise = {"z": rng.normal([global_batch, self.latent_dim], self.seed, _GENERATOR_LATENT,
                                  iteration)}
+        if self.num_classes:
+            noise["labels"] = uniform_labels(global_batch, self.num_classes, self.seed,
+                                             _GENERATOR_LATENT, iteration, _LABELS)
         if self.augment_policies:
             noise["augment_fake"] = diffaugment.draw(global_batch, self.seed, _GENERATOR_LATENT,
                                                      iteration, _AUGMENT_FAKE)
@@ -237,3 +280,17 @@ class WGAN(GenerativeModel):
             self._boost_function = None
         return super().make_train_function(force)
 
+
+def uniform_labels(count, num_classes, seed, stream, counter, lane):
+    """``count`` class labels drawn uniformly (int32), a pure function of the counters."""
+    u = rng.uniform([count], seed, stream, counter, lane)
+    return tf.minimum(tf.cast(tf.floor(u * num_classes), tf.int32), num_classes - 1)
+
+
+def _classes(generator, critic):
+    """The number of classes of a conditional pair, None for an unconditional one."""
+    conditional = is_conditional(generator)
+    if conditional != (len(critic.outputs) == 2):
+        raise ValueError("a conditional generator needs a critic with an auxiliary classifier "
+                         "(images -> [score, class logits]) and the other way round")
+    return int(critic.outputs[1].shape[-1]) if conditional else None

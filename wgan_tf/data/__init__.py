@@ -48,13 +48,27 @@ def held_out(spec):
     return {"digits:train": "digits:test"}.get(spec)
 
 
+def class_names(spec, data_dir=None):
+    """The class names of a labelled dataset, in label order (``digits``: "0".."9"; a folder: its
+    class subfolders; TFDS: its ``label`` feature's), or None where it has no labels."""
+    if spec == "digits" or spec.startswith("digits:"):
+        return list(builtin.DIGIT_NAMES)
+    if spec.startswith("toy:") or spec.startswith("lsun-lmdb:"):
+        return None
+    source, target = _image_source(spec, {"data_dir": data_dir})
+    return source.class_names(target, data_dir)
+
+
 def load(spec, image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0, rows=None,
-         **options):
+         labels=False, **options):
     """A ``tf.data.Dataset`` of float32 batches ``[batch_size, image_size, image_size, channels]``
     in [-1, 1] (``[batch_size, 2]`` for ``toy:`` specs), repeating forever.
 
     ``rows=(start, stop)``: rows ``start:stop`` of each of those batches, and only those are read
     and decoded (``wgan_tf.distribute.split_batches`` gives each worker its rows this way).
+
+    ``labels``: batches of (images, int32 labels ``[batch_size]``), for conditional models; a
+    ConfigError where the data has no labels (``class_names`` tells).
 
     ``options`` go to the image sources (``None`` means unset); one that does not apply to the
     source is an error:
@@ -77,8 +91,11 @@ def load(spec, image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0,
                               f"{batch_size}, got {rows}")
     if spec == "digits" or spec.startswith("digits:"):
         return builtin.digits(image_size, batch_size, channels, seed, skip_batches, rows,
-                              split=spec.partition(":")[2] or None)
+                              split=spec.partition(":")[2] or None, labels=labels)
     if spec.startswith("toy:"):
+        if labels:
+            raise ConfigError(f"{spec} is 2-D points without labels; a conditional model "
+                              "needs labelled images")
         return builtin.toy(spec[len("toy:"):], batch_size, seed, skip_batches, rows)
     source, target = _image_source(spec, options)
     images.check_image_size(image_size)
@@ -94,8 +111,9 @@ def load(spec, image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0,
         raise ConfigError(f"shard_index must be in [0, num_shards), got {shard_index} of "
                           f"{num_shards}")
     options.setdefault("report", InputReport())
+    extra = {"labels": True} if labels else {}
     return source.load(target, image_size, batch_size, channels, seed, skip_batches, rows=rows,
-                       **options)
+                       **options, **extra)
 
 
 def _image_source(spec, options):

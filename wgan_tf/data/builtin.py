@@ -66,13 +66,22 @@ def batch_rows(batches, rows):
                        if len(parts) > 1 else parts[0][start:stop])
 
 
+DIGIT_NAMES = [str(d) for d in range(10)]
+
+
 def digits(image_size=64, batch_size=64, channels=3, seed=0, skip_batches=0, rows=None,
-           split=None):
-    images, _ = digits_array(image_size, channels, split)
-    table = tf.constant(images)
+           split=None, labels=False):
+    """Endless batches of digits (with ``labels``: (images, int32 labels) batches)."""
+    images, targets = digits_array(image_size, channels, split)
+    table, label_table = tf.constant(images), tf.constant(targets, tf.int32)
+
+    def batch(idx):
+        if labels:
+            return scale_to_unit(tf.gather(table, idx)), tf.gather(label_table, idx)
+        return scale_to_unit(tf.gather(table, idx))
+
     batches = batch_rows(shuffled_batches(len(images), batch_size, seed, skip_batches), rows)
-    return batches.map(lambda idx: scale_to_unit(tf.gather(table, idx)),
-                       num_parallel_calls=tf.data.AUTOTUNE,
+    return batches.map(batch, num_parallel_calls=tf.data.AUTOTUNE,
                        deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 

@@ -69,9 +69,7 @@ def labelled_images(path, image_size, channels):
     items = FolderItems(path)
     labelled = items.labels()
     if labelled is None:
-        raise ConfigError(f"{path} has no class labels: they are the folders directly below it "
-                          "(PATH/CLASS/image.jpg), at least two of them, with no images beside "
-                          "them")
+        raise ConfigError(no_labels(path))
     class_names, labels = labelled
     kept_images, kept_labels = [], []
     for idx, _, kept, chunk_images, _ in stream.decoded_chunks(items, image_size, channels):
@@ -81,10 +79,28 @@ def labelled_images(path, image_size, channels):
 
 
 def load(path, image_size, batch_size, channels, seed, skip_batches, report, cache=None,
-         num_shards=1, shard_index=0, rows=None):
+         num_shards=1, shard_index=0, rows=None, labels=False):
     items = FolderItems(path, num_shards, shard_index)
+    item_labels = None
+    if labels:
+        labelled = items.labels()
+        if labelled is None:
+            raise ConfigError(no_labels(path))
+        item_labels = labelled[1]
     return stream.random_access(items, image_size, batch_size, channels, seed, skip_batches,
-                                report, cache, rows)
+                                report, cache, rows, item_labels)
+
+
+def class_names(path, data_dir=None):
+    """The folder's class names (label order), or None where it has no labels. (``data_dir``:
+    TFDS's, unused here.)"""
+    labelled = FolderItems(path).labels()
+    return None if labelled is None else labelled[0]
+
+
+def no_labels(path):
+    return (f"{path} has no class labels: they are the folders directly below it "
+            "(PATH/CLASS/image.jpg), at least two of them, with no images beside them")
 
 
 def _image_files(root):

@@ -63,7 +63,10 @@ class LmdbItems:
 
 
 def load(path, image_size, batch_size, channels, seed, skip_batches, report, cache=None,
-         num_shards=1, shard_index=0, rows=None):
+         num_shards=1, shard_index=0, rows=None, labels=False):
+    if labels:
+        raise ConfigError(f"lsun-lmdb:{path} has no class labels (LSUN's LMDB holds one scene "
+                          "category); a conditional model needs labelled data")
     items = LmdbItems(path, num_shards, shard_index)
     return stream.random_access(items, image_size, batch_size, channels, seed, skip_batches,
                                 report, cache, rows)

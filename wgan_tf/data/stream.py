@@ -93,14 +93,19 @@ def note(report, names, kept, sizes, image_size):
         lambda: tf.constant(0, tf.int64))
 
 
-def fill(kept_images, batch_size, after=()):
+def fill(kept_images, batch_size, after=(), kept_labels=None):
     """float32 ``[batch_size, ...]`` in [-1, 1]: the kept images, then copies of them in order
-    where images were dropped. Fails only when a whole batch was unreadable."""
+    where images were dropped; with ``kept_labels``, (those images, their int32 labels). Fails
+    only when a whole batch was unreadable."""
     count = tf.shape(kept_images)[0]
     check = tf.debugging.assert_positive(
         count, message="every image of a batch failed to decode: the data is mostly unreadable")
     with tf.control_dependencies([check, *after]):
-        return scale_to_unit(tf.gather(kept_images, tf.range(batch_size) % count))
+        order = tf.range(batch_size) % count
+        images = scale_to_unit(tf.gather(kept_images, order))
+        if kept_labels is None:
+            return images
+        return images, tf.cast(tf.gather(kept_labels, order), tf.int32)
 
 
 def finish(batches, fn):
@@ -110,33 +115,41 @@ def finish(batches, fn):
 
 
 def random_access(items, image_size, batch_size, channels, seed, skip_batches, report,
-                  cache=None, rows=None):
+                  cache=None, rows=None, labels=None):
     """The stream of a random-access source.
 
     ``items`` has ``count``, ``lookup(indices) -> (names, sources)`` (tf ops on a ``[n]`` int64
     batch), ``read(source) -> bytes`` (tf op) and ``identity`` (JSON-able, changes when the data
     does; it keys the disk cache). With ``cache`` (a directory), every item is decoded once into
-    a uint8 array there, and later epochs and runs only gather from it.
+    a uint8 array there, and later epochs and runs only gather from it. With ``labels`` (an int
+    array, one label per item), the stream is of (images, labels) batches.
     """
     indices = batch_rows(positions(items.count, batch_size, seed, skip_batches), rows)
     batch_size = _rows_per_batch(batch_size, rows)
+    label_table = None if labels is None else tf.constant(labels, tf.int32)
+
+    def kept_labels(idx, kept):
+        return None if label_table is None else tf.gather(label_table, tf.gather(idx, kept))
+
     if cache:
         table, readable = cached(items, image_size, channels, cache, report)
 
         def gather(idx):
-            return np.asarray(table[idx[readable[idx]]])
+            kept = np.flatnonzero(readable[idx]).astype(np.int32)
+            return np.asarray(table[idx[kept]]), kept
 
         def from_cache(idx):
-            kept_images = tf.numpy_function(gather, [idx], tf.uint8)
+            kept_images, kept = tf.numpy_function(gather, [idx], (tf.uint8, tf.int32))
             kept_images.set_shape([None, image_size, image_size, channels])
-            return fill(kept_images, batch_size)
+            return fill(kept_images, batch_size, kept_labels=kept_labels(idx, kept))
 
         return finish(indices, from_cache)
 
     def decoded(idx):
         names, sources = items.lookup(idx)
         kept, kept_images, sizes = decode_batch(sources, items.read, image_size, channels)
-        return fill(kept_images, batch_size, [note(report, names, kept, sizes, image_size)])
+        return fill(kept_images, batch_size, [note(report, names, kept, sizes, image_size)],
+                    kept_labels(idx, kept))
 
     return finish(indices, decoded)
 
@@ -144,7 +157,8 @@ def random_access(items, image_size, batch_size, channels, seed, skip_batches, r
 def sequential(records, count, image_size, batch_size, channels, seed, skip_batches, report,
                shuffle_buffer, rows=None):
     """The stream of a sequential source: ``records`` is one epoch of ``(name, encoded bytes)``
-    in a fixed order, ``count`` records long."""
+    (or ``(name, encoded bytes, label)``: a stream of (images, labels) batches) in a fixed order,
+    ``count`` records long."""
     first_epoch, offset = divmod(skip_batches * batch_size, count)
 
     def epoch(e):
@@ -169,9 +183,10 @@ def sequential(records, count, image_size, batch_size, channels, seed, skip_batc
     batches = batch_rows(batches, rows)
     batch_size = _rows_per_batch(batch_size, rows)
 
-    def decoded(names, encoded):
+    def decoded(names, encoded, labels=None):
         kept, kept_images, sizes = decode_batch(encoded, tf.identity, image_size, channels)
-        return fill(kept_images, batch_size, [note(report, names, kept, sizes, image_size)])
+        return fill(kept_images, batch_size, [note(report, names, kept, sizes, image_size)],
+                    None if labels is None else tf.gather(labels, kept))
 
     return finish(batches, decoded)
 

@@ -7,6 +7,7 @@ with ``download=True``, and otherwise the error says which files to fetch and wh
 """
 import os
 
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from wgan_tf.data import stream
@@ -31,14 +32,16 @@ def knows(spec, data_dir=None):
 
 def load(name, image_size, batch_size, channels, seed, skip_batches, report, data_dir=None,
          manual_dir=None, download=False, split="train", shuffle_buffer=10_000, num_shards=1,
-         shard_index=0, rows=None):
+         shard_index=0, rows=None, labels=False):
     """The ``split`` of TFDS dataset ``name`` as an endless stream of batches (see
-    ``stream.sequential``). ``num_shards > 1`` gives this worker its even share of the split."""
+    ``stream.sequential``). ``num_shards > 1`` gives this worker its even share of the split.
+    ``labels``: (images, labels) batches, from the dataset's ``label`` feature."""
     builder = _builder(name, data_dir)
     key = _image_feature(builder, name)
+    label_key = _label_feature(builder, name) if labels else None
     if num_shards > 1:
         split = tfds.even_splits(split, n=num_shards, drop_remainder=True)[shard_index]
-    records = _records(builder, name, split, key, manual_dir, download)
+    records = _records(builder, name, split, key, manual_dir, download, label_key)
     count = int(records.cardinality())
     if count < 0:  # unknown to tf.data: ask the metadata
         count = builder.info.splits[split].num_examples
@@ -62,9 +65,29 @@ def _image_feature(builder, name):
     raise ConfigError(f"TFDS dataset {name} has no image feature")
 
 
-def _records(builder, name, split, key, manual_dir, download):
-    """One epoch of ``(tfds_id, encoded image)`` in the dataset's fixed order (TFDS shuffles
-    records when it prepares a dataset, so the order is already random)."""
+def class_names(name, data_dir=None):
+    """The names of the dataset's ``label`` classes, or None where it has no ``label``."""
+    feature = _class_label(_builder(name, data_dir))
+    return None if feature is None else list(feature.names)
+
+
+def _class_label(builder):
+    features = builder.info.features
+    feature = features["label"] if "label" in features else None
+    return feature if isinstance(feature, tfds.features.ClassLabel) else None
+
+
+def _label_feature(builder, name):
+    if _class_label(builder) is None:
+        raise ConfigError(f"TFDS dataset {name} has no class label feature 'label'; a "
+                          "conditional model needs labelled data")
+    return "label"
+
+
+def _records(builder, name, split, key, manual_dir, download, label_key=None):
+    """One epoch of ``(tfds_id, encoded image)`` (and the label, with ``label_key``) in the
+    dataset's fixed order (TFDS shuffles records when it prepares a dataset, so the order is
+    already random)."""
     def as_dataset():
         try:
             return builder.as_dataset(
@@ -80,6 +103,9 @@ def _records(builder, name, split, key, manual_dir, download):
             raise
         _prepare(builder, name, manual_dir, download)
         records = as_dataset()
+    if label_key:
+        return records.map(lambda example: (example["tfds_id"], example[key],
+                                            tf.cast(example[label_key], tf.int32)))
     return records.map(lambda example: (example["tfds_id"], example[key]))
 
 
