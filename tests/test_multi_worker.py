@@ -374,3 +374,21 @@ def refuses_a_second_job(directory, flags, run_dir, chief_pid):
     assert one_line(second.err(1)) == (
         f"wgan-tf train: error: the chief could not start the run in {run_dir} (its log says "
         "why); stopping with it")
+
+
+def test_two_workers_train_a_conditional_run_with_ema_and_augmentation_as_two_devices(tmp_path):
+    """The photo-era additions under a job: the conditional model's labels, DiffAugment's
+    numbers and the generator EMA are the same on two workers as on two devices of one process."""
+    flags = [*GP, "--conditional", "--ema", 0.9, "--augment", "color,translation,cutout"]
+    reference = str(tmp_path / "devices2")
+    wgan_tf("train", *flags, "--devices", 2, "--out", reference)
+    run_dir = str(tmp_path / "job")
+    with LocalJob(tmp_path / "logs", "train", *flags, "--out", run_dir) as job:
+        assert job.wait(240) == [0, 0], job.err(0) + job.err(1)
+    assert any("generator_ema" in name for name in checkpoint_tensors(run_dir))
+    weights, metrics = largest_differences(run_dir, reference,
+                                           metrics=(*METRICS, "class_loss"))
+    print(f"conditional + EMA + DiffAugment, 2 workers vs --devices 2: max |weight difference| "
+          f"{weights:.3g}, max |metric difference| {metrics:.3g}")
+    assert weights < 1e-5 and metrics < 1e-5
+    assert job.leftovers() == []
