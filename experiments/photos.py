@@ -48,6 +48,9 @@ SETTINGS = {
     "gan": ("GAN (-log D)", ["--model", "gan"]),
     "wgan-gp-augment": ("WGAN-GP + DiffAugment",
                         ["--penalty", "gp", "--augment", "color,translation,cutout"]),
+    # The WGAN-GP paper's conditional model on the flowers' five classes (docs/RESULTS.md,
+    # "Conditional generation"): WGAN-GP's settings plus --conditional.
+    "wgan-gp-conditional": ("WGAN-GP, conditional", ["--penalty", "gp", "--conditional"]),
 }
 # The best setting at 64x64: the committed colour model (Makefile: saved-model-flowers). A DCGAN
 # of 32 base filters, bfloat16 (measured 2x float32 on this CPU at this size).
