@@ -106,8 +106,11 @@ class ModelRegistry:
         with self._sync_lock:
             managers = self._managers_for(models, keep=self._models)
             for name, manager in managers.items():
-                if name not in self._models:
-                    manager.load_initial()
+                if manager is not self._models.get(name):
+                    manager.load_initial()  # a ConfigError here leaves everything as it was
+            for model in models:
+                managers[model.name].configure(model.model_version_policy,
+                                               dict(model.version_labels))
             removed = [m for name, m in self._models.items() if managers.get(name) is not m]
             self._models = managers
         for manager in removed:
@@ -117,18 +120,17 @@ class ModelRegistry:
 
     def _managers_for(self, models, keep=None):
         """VersionManagers for ``models``: the ones in ``keep`` with the same base path are
-        reused (with the new policy and labels), so their loaded versions keep serving."""
+        reused (``reload`` gives them their new policy and labels), so their loaded versions
+        keep serving."""
         managers = {}
         for model in models:
             old = (keep or {}).get(model.name)
-            labels = dict(model.version_labels)
             if old is not None and old.base_path == model.base_path:
-                old.configure(model.model_version_policy, labels)
                 managers[model.name] = old
             else:
                 managers[model.name] = VersionManager(
-                    model.name, model.base_path, model.model_version_policy, labels,
-                    **self.servable_options)
+                    model.name, model.base_path, model.model_version_policy,
+                    dict(model.version_labels), **self.servable_options)
         return managers
 
     def _poll(self):
