@@ -8,7 +8,7 @@ Parts (``--parts``, all by default):
 - ``inprocess``: the same ``from_seeds`` signature called in this process in batches of 1, 16 and
   64, back to back: the optimum a server could approach, with no server running;
 - ``overload``: ``--overload-clients`` one-image clients against a server with a small queue
-  (``max_enqueued_batches`` 2, ``--max-concurrent-rpcs`` 64): requests refused and how fast,
+  (one batch of 16 waiting, ``--max-concurrent-rpcs`` 64): requests refused and how fast,
   p99 of the accepted, server RSS before and after, and the same image for a seed after as before;
 - ``soak``: 16 one-image clients for ``--soak-seconds``, batching on, the server's RSS and thread
   count sampled every few seconds.
@@ -35,31 +35,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from wgan_tf.models import dcgan_generator
-from wgan_tf.export import export_generator
+from serving import export_paper_generator, free_port  # benchmarks/serving.py, beside this
 from wgan_tf.serving import Client
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 REFUSALS = ("UNAVAILABLE", "RESOURCE_EXHAUSTED")
-
-
-def export_model(root, image_size):
-    run = root / "run"
-    run.mkdir()
-    dcgan_generator(image_size=image_size, channels=3, latent_dim=100).save(run / "generator.keras")
-    (run / "config.json").write_text(json.dumps(
-        {"latent_dim": 100, "image_size": image_size, "channels": 3, "arch": "dcgan",
-         "dataset": "lsun/bedroom"}))
-    return export_generator(run, root / "wgan")
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
 
 
 def proc_status(pid):
@@ -143,6 +124,7 @@ def summary(records, window, images):
     return {"images_per_s": done * images / (end - start), "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)), "requests": len(inside), "ok": len(ok),
             "refused": len(refused), "refused_p99_ms": float(np.percentile(refused_ms, 99)),
+            "refused_by": {code: sum(r[2] == code for r in refused) for code in REFUSALS},
             "refusals": sorted({r[2] for r in refused}), "errors": sorted({r[2] for r in other})}
 
 
@@ -197,7 +179,11 @@ def inprocess(version_dir, seconds):
 
 
 def overload(base, args, tmp):
-    config = batching_file(tmp, args.batching_config, max_enqueued_batches=2)
+    # A small queue: 1 batch of 16 waiting and 2 of 16 running hold fewer requests than the 64
+    # RPCs the server admits, so both bounds refuse: the queue (UNAVAILABLE) and the RPC limit
+    # (RESOURCE_EXHAUSTED).
+    config = batching_file(tmp, args.batching_config, max_enqueued_batches=1,
+                           max_execution_batch_size=16)
     server = Server(base, "--enable-batching", "--batching-parameters-file", config,
                     "--max-concurrent-rpcs", 64)
     try:
@@ -268,7 +254,7 @@ def print_tables(results):
     if "overload" in results:
         o = results["overload"]
         print(f"\noverload, {o['clients']} clients: {o['requests']} requests, {o['ok']} answered "
-              f"(p99 {o['p99_ms']:.0f} ms), {o['refused']} refused {o['refusals']} (p99 "
+              f"(p99 {o['p99_ms']:.0f} ms), {o['refused']} refused {o['refused_by']} (p99 "
               f"{o['refused_p99_ms']:.1f} ms), other errors {o['errors']}; server RSS "
               f"{o['rss_before_mib']:.0f} -> {o['rss_after_mib']:.0f} MiB, threads "
               f"{o['threads_before']} -> {o['threads_after']}; same image after: "
@@ -299,7 +285,7 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        version_dir = export_model(tmp, args.image_size)
+        version_dir = export_paper_generator(tmp, args.image_size)
         base = version_dir.parent
         if "sweep" in parts:
             results["sweep"] = sweep(base, args, tmp)

@@ -182,10 +182,15 @@ CONTAINER = WORKER + ["template", "spec", "containers", 0]
 ])
 def test_the_checks_find_what_is_wrong(volumes, change, problem):
     """Each check fails where it should: the manifest with one thing broken."""
-    [job] = load("tfjob.yaml")
-    broken = copy.deepcopy(job)
+    assert_found("tfjob.yaml", change, tfjob_problems, volumes, problem)
+
+
+def assert_found(name, change, problems, volumes, problem):
+    """``problems`` of the one manifest in ``name``, changed by ``change``, include ``problem``."""
+    [manifest] = load(name)
+    broken = copy.deepcopy(manifest)
     change(broken)
-    found = tfjob_problems(broken, volumes)
+    found = problems(broken, volumes)
     assert any(problem in p for p in found), found
 
 
@@ -385,8 +390,4 @@ KSERVE_BREAKS = [
 
 @pytest.mark.parametrize("change,problem", KSERVE_BREAKS)
 def test_the_kserve_checks_find_what_is_wrong(volumes, change, problem):
-    [isvc] = load("kserve.yaml")
-    broken = copy.deepcopy(isvc)
-    change(broken)
-    found = kserve_problems(broken, volumes)
-    assert any(problem in p for p in found), found
+    assert_found("kserve.yaml", change, kserve_problems, volumes, problem)

@@ -4,21 +4,22 @@ its file and by ModelService.HandleReloadConfigRequest; and readiness that waits
 import json
 import shutil
 
+from pathlib import Path
+
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grpc,
-                                     prediction_log_pb2)
-from tensorflow_serving.config import model_server_config_pb2
-from google.protobuf import text_format
+                                     prediction_log_pb2, prediction_service_pb2_grpc)
 
 from helpers import wait_for
-from test_serving_load import Serve, _predict_request
+from test_serving_load import Serve, predict_request
 from wgan_tf.export import export_generator
 from wgan_tf.models import dcgan_generator
-from wgan_tf.serving import Client, ServerError
+from wgan_tf.serving import Client, ServerError, config_files
 from wgan_tf.serving.versions import WARMUP_FILE
 
 
@@ -63,12 +64,10 @@ def _status(server, name):
 
 def _image(server, name, label=None, seed=3):
     with grpc.insecure_channel(server.address) as channel:
-        request = _predict_request([seed])
+        request = predict_request([seed])
         request.model_spec.name = name
         if label:
             request.model_spec.version_label = label
-        from tensorflow_serving.apis import prediction_service_pb2_grpc
-
         response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
             request, timeout=30)
         return tf.make_ndarray(response.outputs["images"])[0]
@@ -136,9 +135,6 @@ def test_two_models_versions_labels_and_reloads(tmp_path):
 
 def test_the_project_model_config_names_both_models():
     """serving/models.config is the one tensorflow_model_server and the images read."""
-    from pathlib import Path
-
-    from wgan_tf.serving import config_files
 
     root = Path(__file__).resolve().parents[1] / "serving"
     for name, base in (("models.config", "/models"), ("models.local.config", "saved_models")):
@@ -152,7 +148,7 @@ def test_not_ready_until_warm_up_has_run(tmp_path):
     """A model whose warm-up takes seconds: the REST status says LOADING, readiness 503 and gRPC
     health NOT_SERVING until the warm-up has been replayed; then all three say ready."""
     version = export(tmp_path, "wgan", channels=3, seed=1)
-    request = _predict_request(np.arange(512))
+    request = predict_request(np.arange(512))
     with tf.io.TFRecordWriter(str(version / WARMUP_FILE)) as writer:
         log = prediction_log_pb2.PredictionLog()
         log.predict_log.request.CopyFrom(request)

@@ -103,7 +103,7 @@ def batching_config(tmp_path, **fields):
     return path
 
 
-def _predict_request(seeds):
+def predict_request(seeds):
     request = predict_pb2.PredictRequest()
     request.model_spec.name, request.model_spec.signature_name = "wgan", "from_seeds"
     request.inputs["seeds"].CopyFrom(tf.make_tensor_proto(np.asarray(seeds, np.int64)))
@@ -170,7 +170,7 @@ def test_metrics_parse_and_move_with_traffic(base, serve):
     with grpc.insecure_channel(server.address) as channel:
         with pytest.raises(grpc.RpcError):
             prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
-                _predict_request(np.zeros((1, 2))), timeout=30)
+                predict_request(np.zeros((1, 2))), timeout=30)
     after = server.metrics()
     assert _sample(after, count, model_name="wgan", status="OK") - _sample(
         before, count, model_name="wgan", status="OK") == 3
@@ -202,7 +202,7 @@ def _timed_predict(stub, seeds):
     """(code name, seconds) of a Predict on a stub without retries."""
     started = time.monotonic()
     try:
-        stub.Predict(_predict_request(seeds), timeout=30)
+        stub.Predict(predict_request(seeds), timeout=30)
         code = "OK"
     except grpc.RpcError as e:
         code = e.code().name
