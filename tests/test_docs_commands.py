@@ -112,7 +112,7 @@ LOCAL_DATASETS = ("digits", "toy:")
 SCRIPT_FLAGS = {  # the smallest settings of each documented script: flag -> value (True: a switch)
     "benchmarks/train_throughput.py": {"--iterations": "1", "--image-size": "16", "--xla": "off"},
     "benchmarks/serving.py": {"--repeats": "3", "--repeats-64": "1"},
-    "benchmarks/serving_load.py": {"--clients": "1,2", "--images": "1", "--seconds": "1",
+    "benchmarks/serving_load.py": {"--clients": "1", "--images": "1", "--seconds": "1",
                                    "--overload-clients": "4", "--soak-seconds": "2",
                                    "--image-size": "16"},
     "benchmarks/input_pipeline.py": {"--images": "64", "--seconds": "1", "--warmup": "2"},
