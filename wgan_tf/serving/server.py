@@ -178,13 +178,18 @@ class ModelServer:
         self.batcher = Batcher(batching, self.metrics) if batching is not None else None
         options = dict(poll_seconds=poll_seconds, max_batch=max_batch, batcher=self.batcher,
                        metrics=self.metrics)
-        if model_config_file is not None:
-            self.registry = ModelRegistry.from_file(model_config_file,
-                                                    config_poll_seconds=config_poll_seconds,
-                                                    **options)
-        else:
-            self.registry = ModelRegistry(single_model_config(model_name, model_base_path),
-                                          **options)
+        try:
+            if model_config_file is not None:
+                self.registry = ModelRegistry.from_file(model_config_file,
+                                                        config_poll_seconds=config_poll_seconds,
+                                                        **options)
+            else:
+                self.registry = ModelRegistry(single_model_config(model_name, model_base_path),
+                                              **options)
+        except ConfigError:
+            if self.batcher is not None:  # its threads would wait for work forever
+                self.batcher.stop()
+            raise
         self.registry.on_change = self._update_health
         self.host, self.port, self.rest_port = host, port, rest_port
         self.threads, self.max_concurrent_rpcs = threads, max_concurrent_rpcs
