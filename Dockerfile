@@ -2,9 +2,9 @@
 #
 #   train           the package, ENTRYPOINT wgan-tf; volumes /data (datasets) and /runs (runs)
 #                   --build-arg TF_VARIANT=gpu adds TensorFlow's CUDA libraries (and-cuda extra)
-#   serving-python  the package's own gRPC server (`wgan-tf serve`) on 8500, REST on 8501,
-#                   with saved_models/wgan baked in
-#   serving         the official tensorflow/serving with saved_models/wgan and serving/*.config
+#   serving-python  the package's own server (`wgan-tf serve`): gRPC on 8500, REST and metrics on
+#                   8501, serving/*.config, the models wgan and flowers baked in
+#   serving         the official tensorflow/serving with the same models and serving/*.config
 #
 # Needs BuildKit (Docker 23+, or DOCKER_BUILDKIT=1 on 20.10) for RUN --mount, and builds only the
 # stages a target needs: train and serving-python never pull tensorflow/serving. There is
@@ -82,17 +82,25 @@ ENTRYPOINT ["dumb-init", "--", "wgan-tf"]
 CMD ["--help"]
 
 # ---------------------------------------------------------------------------------------------
+# The models of serving/models.config: wgan (the digits) and flowers (the colour model).
 FROM app AS serving-python
 ARG MODEL_DIR=saved_models/wgan
-ENV MODEL_NAME=wgan \
-    MODEL_BASE_PATH=/models
+ARG FLOWERS_DIR=saved_models/flowers
+COPY serving/models.config serving/batching.config serving/monitoring.config /etc/wgan-tf/
 COPY ${MODEL_DIR} /models/wgan
+COPY ${FLOWERS_DIR} /models/flowers
 USER wgan
 EXPOSE 8500 8501
+# Healthy = ready: every model's newest version loaded and its warm-up replayed (the REST status
+# of a model says AVAILABLE as soon as one version is, and the ports open before the models load).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["wgan-tf-healthcheck", "grpc", "127.0.0.1:8500"]
+    CMD ["wgan-tf-healthcheck", "ready", "http://127.0.0.1:8501/v2/health/ready"]
 ENTRYPOINT ["dumb-init", "--", "wgan-tf", "serve"]
-CMD ["--model-base-path", "/models/wgan", "--model-name", "wgan", "--port", "8500", "--rest-port", "8501"]
+CMD ["--model-config-file", "/etc/wgan-tf/models.config", \
+     "--model-config-file-poll-wait-seconds", "30", \
+     "--enable-batching", "--batching-parameters-file", "/etc/wgan-tf/batching.config", \
+     "--monitoring-config-file", "/etc/wgan-tf/monitoring.config", \
+     "--port", "8500", "--rest-port", "8501"]
 
 # ---------------------------------------------------------------------------------------------
 # The model goes where tensorflow_model_server looks:
@@ -100,18 +108,21 @@ CMD ["--model-base-path", "/models/wgan", "--model-name", "wgan", "--port", "850
 # base_path in serving/models.config, which takes over once --model_config_file is given.
 FROM tensorflow/serving:${TF_SERVING_TAG} AS serving
 ARG MODEL_DIR=saved_models/wgan
+ARG FLOWERS_DIR=saved_models/flowers
 ENV MODEL_NAME=wgan \
     MODEL_BASE_PATH=/models
 COPY --from=python /opt/venv/bin/dumb-init /usr/local/bin/dumb-init
 COPY serving/models.config serving/batching.config serving/monitoring.config /etc/wgan-tf/
 COPY ${MODEL_DIR} /models/wgan
+COPY ${FLOWERS_DIR} /models/flowers
 # A numeric user needs no useradd in the upstream image; the files above are world-readable.
 USER 10001:10001
 EXPOSE 8500 8501
-# The image has bash but no curl or wget: ask the REST API for the model's status over
-# /dev/tcp. A version is AVAILABLE once loaded (the server opens its ports only after that).
+# The image has bash but no curl or wget: ask the REST API for each model's status over
+# /dev/tcp. A version is AVAILABLE once loaded and warmed up (the server opens its ports only
+# once every model of models.config is; a version found later loads beside the serving one).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-8501} && printf 'GET /v1/models/%s HTTP/1.0\\r\\n\\r\\n' \"$MODEL_NAME\" >&3 && grep -q '\"AVAILABLE\"' <&3"]
+    CMD ["bash", "-c", "for m in wgan flowers; do exec 3<>/dev/tcp/127.0.0.1/${PORT:-8501} && printf 'GET /v1/models/%s HTTP/1.0\\r\\n\\r\\n' \"$m\" >&3 && grep -q '\"AVAILABLE\"' <&3 || exit 1; done"]
 ENTRYPOINT ["/usr/local/bin/dumb-init", "--", "/usr/bin/tf_serving_entrypoint.sh"]
 CMD ["--model_config_file=/etc/wgan-tf/models.config", \
      "--enable_batching=true", \

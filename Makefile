@@ -21,6 +21,10 @@ $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# kserve: test-only, for its InferenceService model (tests/test_deploy.py). Without its
+	# dependencies, which would replace the protobuf TensorFlow 2.21 needs and add a model server
+	# (fastapi, pandas, ...); the test uses its generated models alone.
+	$(BIN)/pip install --quiet --no-deps kserve==0.21.0
 	touch $@
 
 demo: install

@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "grpcio==1.85.1",
     "grpcio-health-checking==1.85.1",
     "tensorflow-serving-api==2.21.0",
+    "prometheus-client==0.26.0",  # the Python server's metrics endpoint
 ]
 
 setup(

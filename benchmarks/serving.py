@@ -51,12 +51,14 @@ def timed(calls, repeats):
     return samples
 
 
-def export_paper_generator(root):
+def export_paper_generator(root, image_size=64):
+    """The paper's DCGAN generator, untrained, exported as ``root/wgan/1``."""
     run = root / "run"
     run.mkdir()
-    dcgan_generator(image_size=64, channels=3, latent_dim=100).save(run / "generator.keras")
+    dcgan_generator(image_size=image_size, channels=3, latent_dim=100).save(
+        run / "generator.keras")
     (run / "config.json").write_text(json.dumps(
-        {"latent_dim": 100, "image_size": 64, "channels": 3, "arch": "dcgan",
+        {"latent_dim": 100, "image_size": image_size, "channels": 3, "arch": "dcgan",
          "dataset": "lsun/bedroom"}))
     return export_generator(run, root / "wgan")
 

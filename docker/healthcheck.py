@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Health checks run by the images' Docker HEALTHCHECK. Exit 0: healthy, 1: unhealthy.
 
+    healthcheck.py ready [URL]        the REST readiness endpoint of `wgan-tf serve` answers 200
+                                      (default http://127.0.0.1:8501/v2/health/ready): every
+                                      model's newest version loaded and warmed up
     healthcheck.py grpc [HOST:PORT]   the gRPC health service says SERVING, overall ("") and
-                                      for tensorflow.serving.PredictionService
+                                      for tensorflow.serving.PredictionService (`wgan-tf serve`
+                                      says so once ready, as above)
     healthcheck.py progress [DIR]     training moves: a file under DIR (default /runs) changed
                                       in the last $WGAN_TF_STALL_SECONDS (default 1800); an
                                       empty DIR is healthy, there is nothing to judge yet
@@ -35,6 +39,20 @@ def grpc_health(address="127.0.0.1:8500", timeout=3.0):
     return True, f"{address}: SERVING (overall and {PREDICTION_SERVICE})"
 
 
+def http_ready(url="http://127.0.0.1:8501/v2/health/ready", timeout=3.0):
+    """(healthy, message): whether ``url`` answers 200 (503 while the models load)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.status == 200, f"{url}: {answer.status}"
+    except urllib.error.HTTPError as e:
+        return False, f"{url}: {e.code} {e.read(300).decode(errors='replace')}"
+    except OSError as e:
+        return False, f"{url}: {getattr(e, 'reason', e)}"
+
+
 def training_progress(directory="/runs", max_depth=4):
     """(healthy, message) from the newest modification time under ``directory``."""
     stall = float(os.environ.get("WGAN_TF_STALL_SECONDS", "1800"))
@@ -55,7 +73,7 @@ def training_progress(directory="/runs", max_depth=4):
 
 
 def main(argv):
-    checks = {"grpc": grpc_health, "progress": training_progress}
+    checks = {"ready": http_ready, "grpc": grpc_health, "progress": training_progress}
     if not argv or argv[0] not in checks:
         print(__doc__, file=sys.stderr)
         return 2

@@ -4,10 +4,12 @@
 #
 #   1. the build context holds only what .dockerignore allows;
 #   2. `train` trains a tiny WGAN on the built-in digits and exports it, as its non-root user,
-#      into a named volume; the export becomes the model of
-#   3. `serving-python`, whose container must turn healthy (its HEALTHCHECK asks gRPC health),
-#      runs as a non-root user, answers the package's Client and `wgan-tf generate` from the
-#      host, and stops cleanly on `docker stop` (exit status 0 or 143, before the kill timeout);
+#      into a named volume; the export becomes both models (wgan, flowers) of
+#   3. `serving-python`, whose container must turn healthy (its HEALTHCHECK asks the readiness
+#      endpoint), runs as a non-root user, answers the package's Client for both models and
+#      `wgan-tf generate` from the host, says ready for both on /v2/health/ready, counts the
+#      requests in its Prometheus metrics with batching on, and stops cleanly on `docker stop`
+#      (exit status 0 or 143, before the kill timeout);
 #   4. docker-compose.yml runs the server and its one-shot client, which writes a grid;
 #   5. its multi-worker profile trains a chief and a worker container as one multi-worker job
 #      (TF_CONFIG, MultiWorkerMirroredStrategy) for 2 iterations, then resumes the run to 4.
@@ -143,10 +145,12 @@ mkdir -p "$model_root"
 "$DOCKER" cp "$id-export:/runs/export/wgan" "$model_root/"
 "$DOCKER" rm --volumes "$id-export" >/dev/null
 ls "$model_root"/wgan/*/saved_model.pb >/dev/null || fail "the export holds no SavedModel"
+# serving/models.config names two models; the same tiny export stands in for the colour one.
+cp -r "$model_root/wgan" "$model_root/flowers"
 
 # 3. The Python server image with that model.
 step "build serving-python"
-build serving-python --build-arg "MODEL_DIR=$model_root/wgan"
+build serving-python --build-arg "MODEL_DIR=$model_root/wgan" --build-arg "FLOWERS_DIR=$model_root/flowers"
 serve=wgan-tf/serving-python:$TAG
 
 step "run serving-python until healthy"
@@ -172,21 +176,38 @@ uid=$("$DOCKER" exec "$id-serve" id -u)
 log "serving-python runs as uid $uid ($("$DOCKER" inspect --format '{{.Config.User}}' "$serve"))"
 
 address=$("$DOCKER" port "$id-serve" 8500/tcp | head -n 1)
-step "ask $address for images with wgan_tf.serving.Client"
-"$WGAN_TF_PYTHON" - "$address" >"$work/client.log" 2>&1 <<'EOF' || { quiet_tf <"$work/client.log" >&2; fail "the client could not get images from the container"; }
+rest=$("$DOCKER" port "$id-serve" 8501/tcp | head -n 1)
+step "ask $address for images of both models with wgan_tf.serving.Client; $rest for readiness and metrics"
+"$WGAN_TF_PYTHON" - "$address" "$rest" >"$work/client.log" 2>&1 <<'EOF' || { quiet_tf <"$work/client.log" >&2; fail "the client could not get images from the container"; }
+import json
 import sys
+import urllib.request
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from wgan_tf.serving import Client
 
-with Client(sys.argv[1]) as client:
-    images = client.generate(8, seed=0)
-    assert images.dtype == np.uint8 and images.ndim == 4 and len(images) == 8, (images.dtype, images.shape)
-    assert np.array_equal(client.generate(8, seed=0), images), "the same seeds gave other images"
-    assert np.array_equal(client.generate(1, seed=5)[0], images[5]), "seed 5 alone differs from seed 5 in a batch"
-    assert images.std() > 0, "blank images"
-print(f"client: {len(images)} images of {images.shape[1:]} {images.dtype} from {sys.argv[1]}")
+address, rest = sys.argv[1:]
+ready = json.loads(urllib.request.urlopen(f"http://{rest}/v2/health/ready", timeout=10).read())
+assert ready["models"] == {"flowers": True, "wgan": True}, ready
+for name in ("wgan", "flowers"):
+    with Client(address, model_name=name) as client:
+        images = client.generate(8, seed=0)
+        assert images.dtype == np.uint8 and images.ndim == 4 and len(images) == 8, (images.dtype, images.shape)
+        assert np.array_equal(client.generate(8, seed=0), images), "the same seeds gave other images"
+        assert np.array_equal(client.generate(1, seed=5)[0], images[5]), "seed 5 alone differs from seed 5 in a batch"
+        assert images.std() > 0, "blank images"
+    print(f"client: {len(images)} images of {images.shape[1:]} {images.dtype} of {name} from {address}")
+text = urllib.request.urlopen(f"http://{rest}/monitoring/prometheus/metrics", timeout=10).read().decode()
+counts = {s.labels["model_name"]: s.value for f in text_string_to_metric_families(text)
+          for s in f.samples if s.name == ":tensorflow:serving:request_count_total"
+          and s.labels["status"] == "OK"}
+assert set(counts) == {"wgan", "flowers"} and min(counts.values()) >= 3, counts
+runs = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+        if s.name == ":tensorflow:serving:batching_session:wrapped_run_count_total"]
+assert runs and runs[0] >= 1, "batching is off in the image"
+print(f"metrics: request counts {counts}, {runs[0]:.0f} batched runs")
 EOF
 quiet_tf <"$work/client.log" >&2
 "$WGAN_TF_PYTHON" -m wgan_tf.cli generate --server "$address" --num 16 --seed 0 --out "$work/grid.png" \

@@ -155,35 +155,51 @@ def test_serving_base_is_the_pinned_tf_serving_of_the_exporter(stages):
 
 
 @pytest.mark.parametrize("stage", ["serving", "serving-python"])
-def test_model_is_where_the_server_looks_under_the_name_clients_ask_for(stages, stage):
+def test_models_are_where_the_server_looks_under_the_names_clients_ask_for(stages, stage):
+    """Both servers read serving/models.config, copied in; each of its models' base paths is
+    filled from a build argument that defaults to where `wgan-tf export` writes it."""
     s = stages[stage]
-    env = s.env
-    assert env["MODEL_NAME"] == MODEL_NAME
-    model_dir = f"{env['MODEL_BASE_PATH']}/{env['MODEL_NAME']}"
-    # MODEL_DIR defaults to where `wgan-tf export` writes by default.
+    command = s.exec_form("CMD")
+    config_file = (flags(command)["model_config_file"] if stage == "serving"
+                   else command[command.index("--model-config-file") + 1])
+    source = next(src for srcs, dest, _ in s.copies() for src in srcs
+                  if dest.rstrip("/") + "/" + Path(src).name == config_file)
+    assert source == "serving/models.config"
+    config = text_format.Parse((ROOT / source).read_text(),
+                               model_server_config_pb2.ModelServerConfig())
+    models = {m.name: m.base_path for m in config.model_config_list.config}
+    assert set(models) == {MODEL_NAME, "flowers"}
     from wgan_tf import arguments
 
     parser = argparse.ArgumentParser()
     arguments.export(parser)
     assert s.args["MODEL_DIR"] == parser.get_default("out") == "saved_models/wgan"
-    assert (["saved_models/wgan"], model_dir, None) in s.copies()
-
+    assert s.args["FLOWERS_DIR"] == "saved_models/flowers"
+    for name, base_path in models.items():
+        assert ([f"saved_models/{name}"], base_path, None) in s.copies(), name
     if stage == "serving":
-        # tensorflow_model_server reads the model list from models.config, which overrides the
-        # entrypoint's --model_name=$MODEL_NAME --model_base_path=$MODEL_BASE_PATH/$MODEL_NAME.
-        config_file = flags(s.exec_form("CMD"))["model_config_file"]
-        source = next(src for srcs, dest, _ in s.copies() for src in srcs
-                      if dest.rstrip("/") + "/" + Path(src).name == config_file)
-        config = text_format.Parse((ROOT / source).read_text(),
-                                   model_server_config_pb2.ModelServerConfig())
-        (model,) = config.model_config_list.config
-        assert (model.name, model.base_path, model.model_platform) == (
-            MODEL_NAME, model_dir, "tensorflow")
+        # models.config overrides the entrypoint's --model_name=$MODEL_NAME
+        # --model_base_path=$MODEL_BASE_PATH/$MODEL_NAME, which must still name a model.
+        assert models[s.env["MODEL_NAME"]] == f"{s.env['MODEL_BASE_PATH']}/{s.env['MODEL_NAME']}"
     else:
-        command = s.exec_form("ENTRYPOINT") + s.exec_form("CMD")
-        assert command[:4] == ["dumb-init", "--", "wgan-tf", "serve"]
-        assert command[command.index("--model-base-path") + 1] == model_dir
-        assert command[command.index("--model-name") + 1] == MODEL_NAME
+        assert s.exec_form("ENTRYPOINT") == ["dumb-init", "--", "wgan-tf", "serve"]
+
+
+def test_serving_python_reads_the_copied_configs(stages):
+    """The same files as tensorflow_model_server, in this CLI's spelling, parsed by its own
+    parser; batching and metrics on, the REST port that serves metrics and readiness open."""
+    from wgan_tf.cli import build_parser
+
+    s = stages["serving-python"]
+    args = build_parser().parse_args(s.exec_form("ENTRYPOINT")[3:] + s.exec_form("CMD"))
+    copied = {dest.rstrip("/") + "/" + Path(src).name: src
+              for srcs, dest, origin in s.copies() if origin is None for src in srcs}
+    assert args.enable_batching and args.rest_port == 8501 and args.port == 8500
+    for path, name in ((args.model_config_file, "models.config"),
+                       (args.batching_parameters_file, "batching.config"),
+                       (args.monitoring_config_file, "monitoring.config")):
+        assert copied.get(path) == f"serving/{name}", path
+    assert set(s.last("EXPOSE").split()) == {"8500", "8501"}
 
 
 def test_serving_reads_the_copied_configs_with_batching_and_monitoring(stages):
@@ -245,7 +261,7 @@ class _StatusServer(http.server.ThreadingHTTPServer):
 class _StatusHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.server.paths.append(self.path)
-        if self.path != f"/v1/models/{MODEL_NAME}":
+        if self.path not in (f"/v1/models/{name}" for name in (MODEL_NAME, "flowers")):
             self.send_error(404)
             return
         body = json.dumps({"model_version_status": [{
@@ -275,7 +291,8 @@ def test_serving_healthcheck_reads_the_model_status(stages, state, healthy):
     thread.start()
     try:
         assert (_run_healthcheck(command, server.server_address[1]) == 0) == healthy
-        assert server.paths == [f"/v1/models/{MODEL_NAME}"]
+        asked = [f"/v1/models/{MODEL_NAME}", "/v1/models/flowers"]  # both, or stop at the first
+        assert server.paths == (asked if healthy else asked[:1])
     finally:
         server.shutdown()
         server.server_close()
@@ -302,7 +319,8 @@ def healthcheck():
 
 def test_images_run_the_healthcheck_script(stages):
     assert stages["train"].healthcheck()[1] == ["wgan-tf-healthcheck", "progress", "/runs"]
-    assert stages["serving-python"].healthcheck()[1] == ["wgan-tf-healthcheck", "grpc", "127.0.0.1:8500"]
+    assert stages["serving-python"].healthcheck()[1] == [
+        "wgan-tf-healthcheck", "ready", "http://127.0.0.1:8501/v2/health/ready"]
     assert "docker/healthcheck.py /usr/local/bin/wgan-tf-healthcheck" in stages["app"].last("RUN")
 
 
@@ -338,6 +356,32 @@ def test_grpc_check(healthcheck, prediction_status, healthy):
         assert ok == healthy, message
     finally:
         server.stop(0)
+
+
+@pytest.mark.parametrize("status, healthy", [(200, True), (503, False), (None, False)])
+def test_ready_check(healthcheck, status, healthy):
+    """Against `wgan-tf serve`'s answers: 200 when ready, 503 while loading; nothing listening."""
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status if self.path == "/v2/health/ready" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    url = f"http://127.0.0.1:{server.server_address[1]}/v2/health/ready"
+    if status is None:
+        server.server_close()
+    else:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ok, message = healthcheck.http_ready(url)
+        assert ok == healthy, message
+    finally:
+        if status is not None:
+            server.shutdown()
+            server.server_close()
 
 
 # --- .dockerignore -------------------------------------------------------------------------------

@@ -48,7 +48,6 @@ NOT_RUNNABLE = [
     (r"^mkdir -p generated$", DOCKER + " (the folder docker compose writes to)"),
     (r"^tensorflow_model_server\b", "TF Serving's binary cannot be installed here; the Python "
      "server answers the same API and its configs are checked in test_serving.py"),
-    (r"/monitoring/prometheus/metrics", "Prometheus metrics are tensorflow_model_server's"),
     (r"^kubectl\b", "no Kubernetes cluster here; tests/test_deploy.py validates the manifests "
      "against kubeflow-training's TFJob model"),
     (r"^TF_CONFIG=", "one worker of a job across hosts; tests/test_multi_worker.py runs such jobs "
@@ -113,6 +112,9 @@ LOCAL_DATASETS = ("digits", "toy:")
 SCRIPT_FLAGS = {  # the smallest settings of each documented script: flag -> value (True: a switch)
     "benchmarks/train_throughput.py": {"--iterations": "1", "--image-size": "16", "--xla": "off"},
     "benchmarks/serving.py": {"--repeats": "3", "--repeats-64": "1"},
+    "benchmarks/serving_load.py": {"--clients": "1", "--images": "1", "--seconds": "1",
+                                   "--overload-clients": "4", "--soak-seconds": "2",
+                                   "--image-size": "16"},
     "benchmarks/input_pipeline.py": {"--images": "64", "--seconds": "1", "--warmup": "2"},
     "benchmarks/multi_worker.py": {"--iterations": "1", "--image-size": "16", "--batch-size": "8",
                                    "--timeout": "300"},
@@ -199,12 +201,23 @@ class Sandbox:
             self.wgan_tf("export", "runs/stand-in", "--out", base)
 
     def serve(self, argv):
-        """Starts ``wgan-tf serve ARGV`` on free ports; returns (grpc port, rest port)."""
+        """Starts ``wgan-tf serve ARGV`` on free ports, with a tiny model at every base path it
+        names (``--model-base-path``, or each model of ``--model-config-file``); returns once
+        every model serves (grpc port, rest port)."""
         documented = int(flag(argv, "--port", "8500"))
         if documented in self.servers:  # the document starts another server on that port
             self.stop(documented)
-        base = flag(argv, "--model-base-path", "saved_models/wgan")
-        self.ensure_model(base)
+        config = flag(argv, "--model-config-file")
+        if config:
+            from wgan_tf.serving import config_files
+
+            models = [(m.name, m.base_path) for m in config_files.model_configs(
+                self.path / config)]
+        else:
+            models = [(flag(argv, "--model-name", "wgan"),
+                       flag(argv, "--model-base-path", "saved_models/wgan"))]
+        for _, base in models:
+            self.ensure_model(base)
         grpc_port, rest_port = free_port(), free_port()
         argv = set_flag(set_flag(argv, "--port", str(grpc_port)), "--rest-port", str(rest_port))
         process = subprocess.Popen([WGAN_TF, *argv], cwd=self.path, env=self.env,
@@ -212,13 +225,18 @@ class Sandbox:
         self.servers[documented] = (process, grpc_port, rest_port)
         from wgan_tf.serving import Client
 
-        with Client(f"localhost:{grpc_port}") as client:
-            client.wait_until_ready(180)
+        for name, _ in models:
+            with Client(f"localhost:{grpc_port}", model_name=name) as client:
+                client.wait_until_ready(180)
         return grpc_port, rest_port
 
     def server_for(self, port):
+        """The document's server on ``port``, or one like the images': the two models of
+        serving/models.local.config, with metrics."""
         if port not in self.servers:
-            self.serve(["serve", "--port", str(port)])
+            self.serve(["serve", "--port", str(port), "--model-config-file",
+                        "serving/models.local.config", "--monitoring-config-file",
+                        "serving/monitoring.config"])
         return self.servers[port]
 
     def stop(self, documented):

@@ -3,7 +3,6 @@ import base64
 import io
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,18 +17,16 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
-from tensorflow_serving.config import model_server_config_pb2
 
 from helpers import wgan_tf
 from wgan_tf.errors import ConfigError
 from wgan_tf.export import export_generator
 from wgan_tf.models import dcgan_generator
-from wgan_tf.serving import Client, ServerError
+from wgan_tf.serving import Client, ServerError, config_files
 from wgan_tf.serving.servable import RequestError
 from wgan_tf.serving.server import ModelServer
 
@@ -275,26 +272,11 @@ def test_serve_on_a_busy_port_is_one_line(base, which):
     assert "Traceback" not in result.stderr
 
 
-def _config_text(name):
-    """A config file of serving/ without its comments."""
-    text = (Path(__file__).resolve().parents[1] / "serving" / name).read_text()
-    return "\n".join(line.split("#")[0] for line in text.splitlines())
-
-
 def test_tf_serving_config_files():
-    config = text_format.Parse(_config_text("models.config"),
-                               model_server_config_pb2.ModelServerConfig())
-    (model,) = config.model_config_list.config
-    assert (model.name, model.base_path) == ("wgan", "/models/wgan")
-    assert model.model_version_policy.latest.num_versions == 1
-    # BatchingParameters and MonitoringConfig are not in tensorflow-serving-api: check the rules
-    # tensorflow_model_server enforces at start, and what the rest of the project relies on.
-    batching_text = _config_text("batching.config")
-    batching = {k: int(v) for k, v in re.findall(r"^(\w+) \{ value: (\d+) \}", batching_text, re.M)}
-    assert batching["max_batch_size"] == 1024  # the Python server's default cap
-    assert re.search(r"^enable_large_batch_splitting \{ value: true \}", batching_text, re.M)
-    assert batching["max_execution_batch_size"] <= batching["max_batch_size"]
-    # A request of max_batch_size samples is split into batches that must all fit the queue.
-    assert batching["max_enqueued_batches"] * batching["max_execution_batch_size"] >= 1024
-    assert batching["num_batch_threads"] >= 1 and "allowed_batch_sizes" not in batching_text
-    assert 'path: "/monitoring/prometheus/metrics"' in _config_text("monitoring.config")
+    """serving/*.config parse with TF Serving's own protos (models.config and batching.config
+    are checked further in test_model_config.py and test_batching.py)."""
+    root = Path(__file__).resolve().parents[1] / "serving"
+    models = config_files.model_configs(root / "models.config")
+    assert "wgan" in [m.name for m in models]
+    assert config_files.prometheus_path(root / "monitoring.config") == \
+        "/monitoring/prometheus/metrics"

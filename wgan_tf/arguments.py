@@ -122,23 +122,48 @@ def _generator_choice(parser, verb):
 
 def serve(parser):
     a = parser.add_argument
-    a("--model-base-path", default="saved_models/wgan",
-      help="directory of version subdirectories (default: %(default)s)")
+    a("--model-base-path", default=None,
+      help="one model: the directory of its version subdirectories (default: saved_models/wgan "
+           "unless --model-config-file is given)")
     a("--model-name", default="wgan", help="name clients ask for (default: %(default)s)")
+    a("--model-config-file", default=None, metavar="FILE",
+      help="several models: TF Serving's ModelServerConfig text proto (serving/models.config), "
+           "instead of --model-base-path and --model-name")
+    a("--model-config-file-poll-wait-seconds", type=float, default=0.0, metavar="SECONDS",
+      help="re-read --model-config-file this often and apply it when it changed (default: "
+           "%(default)s, never; ModelService.HandleReloadConfigRequest reloads at any time)")
     a("--port", type=int, default=8500, help="gRPC port (default: %(default)s)")
     a("--rest-port", type=int, default=None,
       help="also answer TF Serving's REST API on this port (default: off)")
+    a("--enable-batching", action="store_true",
+      help="merge concurrent requests into batches (TF Serving's request batching)")
+    a("--batching-parameters-file", default=None, metavar="FILE",
+      help="TF Serving's BatchingParameters text proto (serving/batching.config; default: TF "
+           "Serving's defaults)")
+    a("--monitoring-config-file", default=None, metavar="FILE",
+      help="TF Serving's MonitoringConfig text proto (serving/monitoring.config): Prometheus "
+           "metrics on the REST port")
     a("--rest-max-body-bytes", type=int, default=None,
       help="largest REST request body (default: room for --max-batch samples of the served "
            "model's largest input, at least 1 MiB)")
     a("--rest-timeout", type=float, default=30.0,
       help="seconds a REST client gets to send a request's headers, and again its body "
            "(default: %(default)s)")
+    a("--rest-threads", type=int, default=16,
+      help="REST connections served at once (default: %(default)s)")
+    a("--rest-max-connections", type=int, default=64,
+      help="open REST connections, served or waiting for a thread; more are answered 503 with "
+           "Retry-After (default: %(default)s)")
     a("--max-batch", type=int, default=1024,
       help="most samples one request may ask for (default: %(default)s)")
-    a("--threads", type=int, default=16, help="requests served at once (default: %(default)s)")
+    a("--threads", type=int, default=64,
+      help="gRPC requests served at once; with batching, requests wait for their batch on these "
+           "threads (default: %(default)s)")
+    a("--max-concurrent-rpcs", type=int, default=256,
+      help="gRPC requests in the server, served or waiting for a thread; more are refused with "
+           "RESOURCE_EXHAUSTED (default: %(default)s)")
     a("--poll-seconds", type=float, default=1.0,
-      help="how often to look for a new version (default: %(default)s)")
+      help="how often to look for new versions (default: %(default)s)")
     a("--grace", type=float, default=5.0,
       help="seconds in-flight requests get at shutdown (default: %(default)s)")
 

@@ -2,8 +2,10 @@
 ``wgan-tf serve`` alike (in the manner of tensorflow/serving's ``example/resnet_client_grpc.py``).
 
 The channel raises gRPC's 4 MB receive limit (a few hundred images are more) and retries calls
-that fail with UNAVAILABLE, through gRPC's own service-config retry policy, so a server that is
-restarting or briefly overloaded costs a retry rather than an error. Every failure surfaces as one
+that fail with UNAVAILABLE (a server restarting, or its batch queue full) or RESOURCE_EXHAUSTED
+(its limit of concurrent RPCs reached), with exponential backoff, through gRPC's own
+service-config retry policy, so a server that is briefly overloaded costs a retry rather than an
+error. Every failure surfaces as one
 ``ServerError`` line that names the address and the status.
 """
 import json
@@ -23,7 +25,8 @@ _RETRY = {"methodConfig": [{
     "name": [{"service": "tensorflow.serving.PredictionService"},
              {"service": "tensorflow.serving.ModelService"}],
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "2s",
-                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]},
 }]}
 
 

@@ -1,11 +1,17 @@
 """TF Serving's REST API over the same servables as gRPC, on the standard library's http.server.
 
-- ``GET /v1/models/NAME[/versions/N]``: model status (JSON of GetModelStatusResponse)
-- ``GET /v1/models/NAME[/versions/N]/metadata``: the signatures, written as TF Serving writes them
-  (``{"model_spec": ..., "metadata": {"signature_def": {"signature_def": {...}}}}``)
-- ``POST /v1/models/NAME[/versions/N]:predict`` with ``{"signature_name": ..., "instances": [...]}``
-  (row format, answered with ``predictions``) or ``{"inputs": ...}`` (columnar, answered with
-  ``outputs``).
+- ``GET /v1/models/NAME[/versions/N | /labels/LABEL]``: model status (JSON of
+  GetModelStatusResponse; a version still loading is ``LOADING``, as in TF Serving)
+- ``GET /v1/models/NAME[/versions/N | /labels/LABEL]/metadata``: the signatures, written as TF
+  Serving writes them (``{"model_spec": ..., "metadata": {"signature_def": {"signature_def":
+  {...}}}}``)
+- ``POST /v1/models/NAME[/versions/N | /labels/LABEL]:predict`` with ``{"signature_name": ...,
+  "instances": [...]}`` (row format, answered with ``predictions``) or ``{"inputs": ...}``
+  (columnar, answered with ``outputs``).
+- ``GET /v2/health/ready``: 200 once every configured model's newest version is loaded and warmed
+  up, else 503; ``GET /v2/health/live``: 200 while the process answers (the paths of the Open
+  Inference Protocol that KServe and Triton probe); ``GET`` the monitoring config's path:
+  Prometheus metrics.
 
 JSON becomes tensors by the signature's dtypes, as in TF Serving's ``json_tensor.cc``: integers
 must be JSON integers in the dtype's range (300 is no uint8, 1e30 no int64), floats finite numbers
@@ -15,16 +21,24 @@ Serving, so ``png_bytes`` arrives as base64 PNG files.
 
 Every request gets a JSON answer, refusals included: ``{"error": message}`` with 400 (bad
 request), 404 (unknown model, version or path), 405 (wrong method, with ``Allow``), 408 (request
-not received in time), 411 (no Content-Length), 413 (body over the cap) or 431 (headers too
-large). http.server's own refusals go through the same ``send_error``. A body is read only once
-its announced length is known to be under the cap, within ``timeout`` seconds, so neither a huge
-Content-Length nor a stalled client costs memory or holds a thread. A refusal closes the
-connection, so whatever the client sent past the point of refusal is never read as a request.
+not received in time), 411 (no Content-Length), 413 (body over the cap), 431 (headers too large)
+or 503 (overloaded or not ready, with ``Retry-After``). http.server's own refusals go through the
+same ``send_error``. A refusal closes the connection, so whatever the client sent past the point
+of refusal is never read as a request.
+
+Bounded: ``threads`` workers serve the connections, at most ``max_connections`` are open (the
+rest wait for a worker); one more is answered 503 with ``Retry-After`` by a small refuser and
+closed. A client gets ``timeout`` seconds for a request's headers in all (not per read: a client
+trickling a byte at a time is cut off as one that sends nothing), and again for its body, which is
+read only once its announced length is known to be under the cap. A keep-alive connection is
+closed after its answer while other connections wait for a worker.
 """
 import base64
+import io
 import json
 import logging
 import math
+import queue
 import re
 import reprlib
 import socket
@@ -32,9 +46,10 @@ import sys
 import threading
 import time
 import urllib.parse
+from concurrent import futures
 from functools import partial
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import grpc
 import numpy as np
@@ -45,9 +60,11 @@ from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_p
 from wgan_tf.serving.servable import DEFAULT_SIGNATURE, RequestError
 
 log = logging.getLogger(__name__)
-_PATH = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]{1,19}))?"
-                   r"(?P<resource>/metadata|:predict)?")
+_PATH = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]{1,19})"
+                   r"|/labels/(?P<label>[^/:]+))?(?P<resource>/metadata|:predict)?")
+READY_PATH, LIVE_PATH = "/v2/health/ready", "/v2/health/live"
 _INT64_MAX = 2 ** 63 - 1
+RETRY_AFTER_SECONDS = 1
 # TF Serving's ToHTTPStatusCode (model_servers/http_server.cc); any other code is a 500.
 _HTTP_STATUS = {
     grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -93,18 +110,22 @@ def _json_value_bytes(dtype):
 
 
 class RestServer:
-    """A threaded HTTP server on ``port`` (0 picks a free one, then in ``.port``).
+    """An HTTP server on ``port`` (0 picks a free one, then in ``.port``) over ``models`` (a
+    ``registry.ModelRegistry``).
 
     ``max_body_bytes`` caps a predict request's body (None: ``default_max_body_bytes`` of the
-    model version asked); ``timeout`` is the seconds a client may stay silent while it sends a
-    request's headers (per read, as http.server times them), and the seconds its whole body may
-    take.
+    model version asked); ``timeout`` is the seconds a client gets to send a request's headers,
+    and again its body; ``threads`` and ``max_connections`` bound the workers and the open
+    connections; ``metrics`` (``metrics.Metrics``) is served at ``metrics_path`` if given.
     """
 
-    def __init__(self, models, port, host="", max_body_bytes=None, timeout=30.0):
-        handler = type("Handler", (_Handler,), {"models": models, "timeout": timeout,
-                                                "max_body_bytes": max_body_bytes})
-        self._httpd = _HTTPServer((host, port), handler)
+    def __init__(self, models, port, host="", max_body_bytes=None, timeout=30.0, threads=16,
+                 max_connections=64, metrics=None, metrics_path=None):
+        handler = type("Handler", (_Handler,), {
+            "models": models, "timeout": timeout, "max_body_bytes": max_body_bytes,
+            "metrics": metrics, "metrics_path": metrics_path})
+        self._httpd = _HTTPServer((host, port), handler, threads=threads,
+                                  max_connections=max(max_connections, threads), metrics=metrics)
         self.port = self._httpd.server_address[1]
         threading.Thread(target=self._httpd.serve_forever, name="rest", daemon=True).start()
 
@@ -113,19 +134,70 @@ class RestServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._httpd.end_connections()
+        self._httpd.pool.shutdown(wait=False, cancel_futures=True)
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class _HTTPServer(HTTPServer):
     request_queue_size = 64  # connections waiting for accept(); more are refused by the OS
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, address, handler, threads, max_connections, metrics):
+        self.threads, self.max_connections, self.metrics = threads, max_connections, metrics
+        self.pool = futures.ThreadPoolExecutor(threads, thread_name_prefix="rest")
         self._connections, self._connections_lock = set(), threading.Lock()
-        super().__init__(*args, **kwargs)
+        # Connections over the limit wait here for the refuser's 503 (dropped when it is full).
+        self._refused = queue.Queue(maxsize=64)
+        threading.Thread(target=self._refuse, name="rest-refuser", daemon=True).start()
+        super().__init__(address, handler)
 
     def process_request(self, request, client_address):
         with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
+            admitted = len(self._connections) < self.max_connections
+            if admitted:
+                self._connections.add(request)
+        if not admitted:
+            if self.metrics is not None:
+                self.metrics.rest_connections_refused.inc()
+            try:
+                self._refused.put_nowait(request)
+            except queue.Full:
+                super().shutdown_request(request)
+            return
+        self.pool.submit(self._serve, request, client_address)
+
+    def _serve(self, request, client_address):
+        """One connection on a worker (socketserver.ThreadingMixIn's process_request_thread)."""
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def waiting(self):
+        """Connections admitted and waiting for a worker."""
+        return len(self._connections) - self.threads
+
+    def _refuse(self):
+        payload = json.dumps({"error": f"the server has {self.max_connections} connections open "
+                                       "(wgan-tf serve --rest-max-connections); retry later"})
+        answer = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(payload)}\r\nRetry-After: {RETRY_AFTER_SECONDS}\r\n"
+                  f"Connection: close\r\n\r\n{payload}").encode()
+        while True:
+            request = self._refused.get()
+            try:
+                request.settimeout(0.2)
+                request.sendall(answer)
+                request.shutdown(socket.SHUT_WR)
+                # Read what the client sent, briefly: closing with unread bytes would reset the
+                # connection, and the client could lose the answer.
+                deadline = time.monotonic() + 0.2
+                while time.monotonic() < deadline and request.recv(65536):
+                    pass
+            except OSError:
+                pass
+            finally:
+                super().shutdown_request(request)
 
     def shutdown_request(self, request):
         with self._connections_lock:
@@ -152,6 +224,24 @@ class _HTTPServer(ThreadingHTTPServer):
             log.exception("REST request from %s failed", client_address)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A connection's reading side that raises TimeoutError once ``deadline`` has passed, however
+    the bytes trickle in (a socket timeout bounds each read, not their sum)."""
+
+    def __init__(self, sock):
+        self.sock, self.deadline = sock, None
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
+
+
 class _Refusal(Exception):
     """A request refused with an HTTP ``status`` (and extra response ``headers``)."""
 
@@ -166,7 +256,16 @@ def _bad(message):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every answer carries its Content-Length
-    models = max_body_bytes = None  # set per server by RestServer, with ``timeout``
+    models = max_body_bytes = metrics = metrics_path = None  # set per server by RestServer
+
+    def setup(self):
+        super().setup()
+        self._reader = _DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self):
+        self._reader.deadline = time.monotonic() + self.timeout  # the request line and headers
+        super().handle_one_request()
 
     def log_message(self, format, *args):  # noqa: A002 (the base class's name)
         log.debug("%s %s", self.address_string(), format % args)
@@ -221,14 +320,24 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a bug: the client still gets JSON, the log gets the traceback
             log.exception("REST %s %s failed", self.command, self.path)
             status, body = 500, {"error": f"internal error: {type(e).__name__}: {e}"}
-        self._send_json(status, body, headers)
+        if isinstance(body, _Raw):
+            self._send(status, body.content_type, body.payload, headers)
+        else:
+            self._send_json(status, body, headers)
 
     def _send_json(self, status, body, headers=()):
-        payload = json.dumps(body).encode()
+        self._send(status, "application/json", json.dumps(body).encode(), headers)
+
+    def _send(self, status, content_type, payload, headers=()):
         if status >= 400:
             self.close_connection = True
+        elif self.server.waiting() > 0:  # others wait for a worker: let one have this one
+            self.close_connection = True
+        if status == HTTPStatus.SERVICE_UNAVAILABLE:
+            headers = [*headers, ("Retry-After", str(RETRY_AFTER_SECONDS))]
+        self.connection.settimeout(self.timeout)  # the reader left a shorter one
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         for key, value in headers:
             self.send_header(key, value)
@@ -240,15 +349,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self):
         path = urllib.parse.urlsplit(self.path).path
+        if path in (READY_PATH, LIVE_PATH) or (self.metrics_path and path == self.metrics_path):
+            self._only(path, "GET")
+            return self._health(path)
         match = _PATH.fullmatch(path)
         if not match:
             raise _Refusal(HTTPStatus.NOT_FOUND, f"no such endpoint: {reprlib.repr(path)}; this "
-                           "server answers /v1/models/NAME[/versions/N][/metadata|:predict]")
+                           "server answers /v1/models/NAME[/versions/N|/labels/L]"
+                           f"[/metadata|:predict], {READY_PATH} and {LIVE_PATH}")
         method = "POST" if match["resource"] == ":predict" else "GET"
-        if self.command != method:
-            raise _Refusal(HTTPStatus.METHOD_NOT_ALLOWED,
-                           f"{self.command} is not allowed on {path}: use {method}",
-                           [("Allow", method)])
+        self._only(path, method)
         spec = model_pb2.ModelSpec(name=urllib.parse.unquote(match["name"]))
         if match["version"]:
             version = int(match["version"])
@@ -257,13 +367,56 @@ class _Handler(BaseHTTPRequestHandler):
                                    f"Servable not found for request: Specific({spec.name}, "
                                    f"{version})")
             spec.version.value = version
+        elif match["label"]:
+            spec.version_label = urllib.parse.unquote(match["label"])
         if method == "POST":
-            return self._predict(spec)
+            return self._counted_predict(spec)
         if "Transfer-Encoding" in self.headers or self.headers.get("Content-Length", "0") != "0":
             self.close_connection = True  # a GET's body is not read, so it ends the connection
         if match["resource"]:
             return _metadata_json(self.models.servable(spec))
         return _proto_json(self.models.status(spec))
+
+    def _only(self, path, method):
+        if self.command != method:
+            raise _Refusal(HTTPStatus.METHOD_NOT_ALLOWED,
+                           f"{self.command} is not allowed on {path}: use {method}",
+                           [("Allow", method)])
+
+    def _health(self, path):
+        if path == LIVE_PATH:
+            return {"live": True}
+        if path == READY_PATH:
+            models = self.models.readiness()
+            if not (models and all(models.values())):
+                raise _Refusal(HTTPStatus.SERVICE_UNAVAILABLE, "not ready: models loading or "
+                               f"not loaded: {sorted(k for k, v in models.items() if not v)}")
+            return {"ready": True, "models": models}
+        from wgan_tf.serving.metrics import CONTENT_TYPE
+
+        return _Raw(CONTENT_TYPE, self.metrics.text())
+
+    def _counted_predict(self, spec):
+        """``_predict``, counted in the metrics as TF Serving's HTTP server counts it."""
+        started, code = time.monotonic(), grpc.StatusCode.OK
+        name = spec.name
+        if self.metrics is not None:
+            self.metrics.in_flight.labels("REST").inc()
+        try:
+            return self._predict(spec)
+        except RequestError as e:
+            code = e.code
+            raise
+        except _Refusal:
+            code = grpc.StatusCode.INVALID_ARGUMENT
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.in_flight.labels("REST").dec()
+                if code == grpc.StatusCode.OK:
+                    self.metrics.request_latency.labels(name, "predict", "REST").observe(
+                        (time.monotonic() - started) * 1e6)
+                self.metrics.request_count.labels(name, code.name).inc()
 
     def _predict(self, spec):
         servable = self.models.servable(spec)
@@ -310,13 +463,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Expect", "").lower() == "100-continue":
             self.send_response_only(HTTPStatus.CONTINUE)
             self.end_headers()
-        deadline = time.monotonic() + self.timeout
+        self._reader.deadline = time.monotonic() + self.timeout
         try:
             while len(body) < length:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                self.connection.settimeout(left)
                 chunk = self.rfile.read1(length - len(body))
                 if not chunk:
                     raise _bad(f"the body ended after {len(body)} of the {length} bytes "
@@ -326,9 +475,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refusal(HTTPStatus.REQUEST_TIMEOUT,
                            f"{len(body)} of the {length} bytes of the body arrived within "
                            f"{self.timeout:g} s") from None
-        finally:
-            self.connection.settimeout(self.timeout)
         return bytes(body)
+
+
+class _Raw:
+    """An answer that is not JSON (the metrics' text)."""
+
+    def __init__(self, content_type, payload):
+        self.content_type, self.payload = content_type, payload
 
 
 def _parse_json(body):

@@ -11,6 +11,7 @@ SignatureDef proto shared between requests would be changed by the first one tha
 request. Protos leave a Servable only as fresh copies, for metadata.
 """
 import dataclasses
+import time
 from pathlib import Path
 from types import MappingProxyType
 
@@ -20,6 +21,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_log_pb2
 
+from wgan_tf.serving import batching
 from wgan_tf.serving.versions import WARMUP_FILE
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -68,10 +70,16 @@ class Signature:
 
 
 class Servable:
-    """A SavedModel version loaded for serving, with a cap on samples per request."""
+    """A SavedModel version loaded for serving, with a cap on samples per request.
 
-    def __init__(self, name, version, path, max_batch=1024):
+    With a ``batcher`` (``batching.Batcher``), the signatures that batch along dimension 0 run
+    through it, merged with other requests; ``metrics`` (``metrics.Metrics``) gets the runtime
+    latency of every request.
+    """
+
+    def __init__(self, name, version, path, max_batch=1024, batcher=None, metrics=None):
         self.name, self.version, self.path, self.max_batch = name, version, Path(path), max_batch
+        self.batcher, self.metrics = batcher, metrics
         saved_model = saved_model_pb2.SavedModel()
         saved_model.ParseFromString((self.path / "saved_model.pb").read_bytes())
         signature_defs = get_model_metadata_pb2.SignatureDefMap()
@@ -81,6 +89,8 @@ class Servable:
         self._signature_defs = signature_defs.SerializeToString()  # bytes: nothing can change it
         self.signatures = MappingProxyType({key: Signature.from_proto(sig) for key, sig in
                                             signature_defs.signature_def.items()})
+        self._batchable = frozenset(key for key, sig in self.signatures.items()
+                                    if batching.batchable(sig))
         self._model = tf.saved_model.load(str(self.path))
 
     def signature_def_map(self):
@@ -107,7 +117,7 @@ class Servable:
         """Answer a PredictRequest (model name and version already resolved by the caller)."""
         return self._predict(request, self.max_batch)
 
-    def _predict(self, request, max_batch):
+    def _predict(self, request, max_batch, batched=True):
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         signature = self.signature(signature_name)
         inputs = self._check_inputs(signature, request.inputs, max_batch)
@@ -116,18 +126,39 @@ class Servable:
         if unknown:
             raise _invalid(f"output_filter names {unknown}, not outputs of {signature_name!r} "
                            f"({', '.join(sorted(signature.outputs))})")
+        started = time.monotonic()
         try:
-            outputs = self._model.signatures[signature_name](**inputs)
+            if batched and self.batcher is not None and signature_name in self._batchable:
+                # Requests merge only with others of the same version, signature and row shape.
+                key = (self.name, self.version, signature_name,
+                       tuple((k, v.shape[1:]) for k, v in sorted(inputs.items())))
+                outputs = self.batcher.run(key, self._runner(signature_name), inputs)
+            else:
+                outputs = self._runner(signature_name)(inputs)
+        except batching.Refused as e:
+            raise RequestError(e.code, e.message) from None
         except tf.errors.OpError as e:
             raise RequestError(_GRPC_CODES.get(e.error_code, grpc.StatusCode.INTERNAL),
                                e.message.splitlines()[0]) from e
+        if self.metrics is not None:
+            self.metrics.runtime_latency.labels(self.name, "Predict", "TF2").observe(
+                (time.monotonic() - started) * 1e6)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.name
         response.model_spec.version.value = self.version
         response.model_spec.signature_name = signature_name
         for key in wanted:
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
         return response
+
+    def _runner(self, signature_name):
+        """The signature as a function of numpy arrays, to numpy arrays."""
+        function = self._model.signatures[signature_name]
+
+        def run(arrays):
+            outputs = function(**{k: tf.constant(v) for k, v in arrays.items()})
+            return {k: v.numpy() for k, v in outputs.items()}
+        return run
 
     def _check_inputs(self, signature, tensors, max_batch):
         missing = sorted(set(signature.inputs) - set(tensors))
@@ -154,7 +185,7 @@ class Servable:
                 raise _invalid(f"input {key!r} is not a valid tensor: {e}") from e
         if len({a.shape[:1] for a in arrays.values()}) > 1:
             raise _invalid("all inputs must have the same batch size (dimension 0)")
-        return {key: tf.constant(value) for key, value in arrays.items()}
+        return arrays
 
     def warm_up(self):
         """Replay ``assets.extra/tf_serving_warmup_requests``, as TF Serving does at load time.
@@ -169,7 +200,9 @@ class Servable:
         for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
             log = prediction_log_pb2.PredictionLog.FromString(record)
             if log.HasField("predict_log"):
-                self._predict(log.predict_log.request, max_batch=None)
+                # Not through the batcher: the version is not serving yet, and its warm-up
+                # should cost the time of its own requests only.
+                self._predict(log.predict_log.request, max_batch=None, batched=False)
                 count += 1
         return count
 
