@@ -15,7 +15,7 @@ from wgan_tf.errors import ConfigError
 from wgan_tf.serving import config_files
 from wgan_tf.serving.batching import Batcher, BatchingOptions, Refused, batchable
 from wgan_tf.serving.metrics import Metrics
-from wgan_tf.serving.protos import batching_parameters_pb2
+from wgan_tf.serving.config_protos import BatchingParameters
 from wgan_tf.serving.servable import Signature
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def options(text):
     return BatchingOptions.from_proto(text_format.Parse(
-        text, batching_parameters_pb2.BatchingParameters()))
+        text, BatchingParameters()))
 
 
 def test_the_project_config_parses_with_tf_servings_proto():

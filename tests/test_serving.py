@@ -273,7 +273,7 @@ def test_serve_on_a_busy_port_is_one_line(base, which):
 
 
 def test_tf_serving_config_files():
-    """serving/*.config parse with TF Serving's own protos (models.config and batching.config
+    """serving/*.config parse as TF Serving reads them (models.config and batching.config
     are checked further in test_model_config.py and test_batching.py)."""
     root = Path(__file__).resolve().parents[1] / "serving"
     models = config_files.model_configs(root / "models.config")

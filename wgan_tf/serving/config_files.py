@@ -1,6 +1,6 @@
 """TF Serving's configuration files, read as tensorflow_model_server reads them: text-format
 protos (``ModelServerConfig`` from tensorflow-serving-api; ``BatchingParameters`` and
-``MonitoringConfig`` from ``protos/``). Every problem is one ``ConfigError`` line that names the
+``MonitoringConfig`` from ``config_protos``). Every problem is one ``ConfigError`` line that names the
 file."""
 from pathlib import Path
 
@@ -8,7 +8,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from wgan_tf.errors import ConfigError
-from wgan_tf.serving.protos import batching_parameters_pb2, monitoring_config_pb2
+from wgan_tf.serving.config_protos import BatchingParameters, MonitoringConfig
 
 
 def read_text_proto(path, message):
@@ -25,12 +25,12 @@ def read_text_proto(path, message):
 
 
 def batching_parameters(path):
-    return read_text_proto(path, batching_parameters_pb2.BatchingParameters())
+    return read_text_proto(path, BatchingParameters())
 
 
 def prometheus_path(path):
     """The metrics path that the MonitoringConfig at ``path`` enables, or None."""
-    config = read_text_proto(path, monitoring_config_pb2.MonitoringConfig()).prometheus_config
+    config = read_text_proto(path, MonitoringConfig()).prometheus_config
     if not config.enable:
         return None
     from wgan_tf.serving.metrics import DEFAULT_PATH
