@@ -38,6 +38,9 @@ setup(
         # against (test-only; training needs no Kubernetes client).
         "dev": ["pytest==8.4.2", "pytest-timeout==2.4.0", "kubeflow-training==1.9.4"],
         "and-cuda": ["tensorflow[and-cuda]==2.21.0"],
+        # benchmarks/torch_reference.py: the plain PyTorch step the training benchmark compares
+        # against (optional; the benchmark skips it where torch is absent).
+        "bench": ["torch==2.13.0"],
     },
     entry_points={"console_scripts": ["wgan-tf=wgan_tf.cli:main"]},
 )
