@@ -72,6 +72,19 @@ def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch
     return keras.Model(z, images, name=name)
 
 
+def is_conditional(generator):
+    """Whether ``generator`` takes a class as well: a second input named ``labels`` (int32 ``[B]``,
+    class indices), beside ``latent``."""
+    return any(t.name == "labels" for t in generator.inputs)
+
+
+def latent_dim(generator):
+    """The size of ``generator``'s latent vector: its ``latent`` input's last dimension (its only
+    input's, for an unconditional generator or decoder)."""
+    latent = next((t for t in generator.inputs if t.name == "latent"), generator.inputs[0])
+    return latent.shape[-1]
+
+
 def dcgan_critic(image_size=64, channels=3, filters=64, normalization="batch", name="critic"):
     """DCGAN critic: images -> one unbounded score per sample, shape [B, 1].
 

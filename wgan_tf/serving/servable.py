@@ -51,6 +51,19 @@ def _shape_text(shape):
     return "[" + ", ".join("?" if d is None else str(d) for d in shape.as_list()) + "]"
 
 
+def _error_line(message):
+    """The line of a TensorFlow error that says what failed. Run from Python, a graph's error reads
+    "Graph execution error:", the failing node's stack, the op's own message (e.g. a signature's
+    "assertion failed: [labels must be ...]"), then "[[{{node ...}}]]": the line before that."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return message
+    if lines[0] == "Graph execution error:":
+        end = next((i for i, line in enumerate(lines) if line.startswith("[[")), len(lines))
+        return lines[end - 1] if end > 1 else lines[0]
+    return lines[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class Signature:
     """A signature's inputs and outputs: read-only maps of name -> ``tf.TensorSpec``."""
@@ -82,6 +95,7 @@ class Servable:
         self.signatures = MappingProxyType({key: Signature.from_proto(sig) for key, sig in
                                             signature_defs.signature_def.items()})
         self._model = tf.saved_model.load(str(self.path))
+        self.class_names = self._read_class_names()
 
     def signature_def_map(self):
         """The signatures as a SignatureDefMap proto, a fresh copy the caller may change."""
@@ -93,7 +107,20 @@ class Servable:
         response.model_spec.name = self.name
         response.model_spec.version.value = self.version
         response.metadata["signature_def"].Pack(self.signature_def_map())
+        if self.class_names is not None:
+            response.metadata["class_names"].Pack(
+                tf.make_tensor_proto(list(self.class_names), tf.string))
         return response
+
+    def _read_class_names(self):
+        """A conditional generator's class names, a tuple in label order, from its ``classes``
+        signature (``index`` int64 -> ``class_names`` string ``[-1, K]``); None without one."""
+        classes = self.signatures.get("classes")
+        if classes is None or dict(classes.inputs) != {"index": tf.TensorSpec([None], tf.int64)} \
+                or "class_names" not in classes.outputs:
+            return None
+        names = self._model.signatures["classes"](index=tf.zeros([1], tf.int64))["class_names"]
+        return tuple(name.decode() for name in names[0].numpy())
 
     def signature(self, name):
         """The ``Signature`` called ``name``; an unknown name is the client's error."""
@@ -120,7 +147,7 @@ class Servable:
             outputs = self._model.signatures[signature_name](**inputs)
         except tf.errors.OpError as e:
             raise RequestError(_GRPC_CODES.get(e.error_code, grpc.StatusCode.INTERNAL),
-                               e.message.splitlines()[0]) from e
+                               _error_line(e.message)) from e
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.name
         response.model_spec.version.value = self.version
