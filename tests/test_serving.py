@@ -303,6 +303,25 @@ def test_cli_serve_generate_and_sigterm(base, tmp_path):
     assert "shutting down" in log
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--steps", "4", "--out", "a.png"], "--steps is the length of an --interpolate strip"),
+    (["--interpolate", "1", "2", "--out", "strip/"], "--interpolate writes one FILE.png"),
+    (["--interpolate", "1", "2", "--truncation", "0.5", "--out", "a.png"],
+     "--truncation draws --num images"),
+    (["--interpolate", "1", "2", "--steps", "1", "--out", "a.png"], "--steps must be at least 2"),
+    (["--truncation", "-1", "--out", "a.png"], "--truncation must be >= 0, got -1.0"),
+    (["--truncation", "nan", "--out", "a.png"], "--truncation must be >= 0, got nan"),
+    (["--reconstruct", "in.png", "--label", "3", "--out", "a.png"],
+     "--reconstruct takes no --label"),
+])
+def test_generate_refuses_flag_combinations_in_one_line(flags, message, capsys):
+    from wgan_tf import cli
+
+    assert cli.main(["generate", "--server", "localhost:1", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"wgan-tf generate: error: {message}"), err
+
+
 @pytest.mark.parametrize("which", ["--port", "--rest-port"])
 def test_serve_on_a_busy_port_is_one_line(base, which):
     with socket.socket() as busy:
