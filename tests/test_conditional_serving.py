@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
 from helpers import FLOWER_CLASSES, make_conditional_run, start_wgan_tf, wgan_tf
@@ -76,7 +77,7 @@ def test_metadata_names_the_classes(served):
         request.model_spec.name = "wgan"
         response = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(
             request, timeout=30)
-    names = tf.make_tensor_proto([""])
+    names = tensor_pb2.TensorProto()
     assert response.metadata["class_names"].Unpack(names)
     assert tf.make_ndarray(names).tolist() == [n.encode() for n in FLOWER_CLASSES]
     signatures = get_model_metadata_pb2.SignatureDefMap()

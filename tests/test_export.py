@@ -33,12 +33,16 @@ def make_run(path, dataset="digits"):
     return generator
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    generator = make_run(root / "run")
+def export_new_run(root, make):
+    """(generator, version directory, loaded SavedModel) of ``make(root / "run")``'s export."""
+    generator = make(root / "run")
     version_dir = export_generator(root / "run", root / "wgan")
     return generator, version_dir, tf.saved_model.load(str(version_dir))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return export_new_run(tmp_path_factory.mktemp("export"), make_run)
 
 
 def _shape(info):
@@ -190,10 +194,7 @@ def test_truncation_and_interpolation_signatures(exported):
 
 @pytest.fixture(scope="module")
 def conditional(tmp_path_factory):
-    root = tmp_path_factory.mktemp("conditional")
-    generator = make_conditional_run(root / "run")
-    version_dir = export_generator(root / "run", root / "wgan")
-    return generator, version_dir, tf.saved_model.load(str(version_dir))
+    return export_new_run(tmp_path_factory.mktemp("conditional"), make_conditional_run)
 
 
 def test_conditional_signatures(conditional):
@@ -247,10 +248,14 @@ def test_conditional_images_are_the_generator_s_for_each_seed_and_label(conditio
 @pytest.mark.parametrize("label", [5, -1])
 def test_label_outside_the_classes_is_invalid_argument(conditional, label):
     _, _, model = conditional
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"labels must be class indices in \[0, 5\) \(0 daisy, 1 dandelion"):
-        model.signatures["from_seeds"](seeds=tf.constant([1, 2], tf.int64),
-                                       labels=tf.constant([0, label], tf.int64))
+    two = tf.constant([1, 2], tf.int64)
+    inputs = {"serving_default": {"latent": tf.zeros([2, 4])}, "from_seeds": {"seeds": two},
+              "from_seeds_truncated": {"seeds": two, "truncation": tf.fill([2], 0.5)},
+              "interpolate": {"seed_a": two, "seed_b": two, "t": tf.fill([2], 0.5)}}
+    for signature, values in inputs.items():
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=r"labels must be class indices in \[0, 5\) \(0 daisy, 1 dandelion"):
+            model.signatures[signature](**values, labels=tf.constant([0, label], tf.int64))
 
 
 def test_conditional_config_must_match_the_generator(tmp_path):

@@ -72,11 +72,11 @@ def _check_flags(args, out, per_image):
     if not per_image and out.suffix.lower() != ".png":
         raise ConfigError(f"--out must be a .png file or a directory ending in '/', got {args.out}")
     if args.reconstruct:
-        given = [flag for flag, value in (("--label", args.label), ("--truncation",
-                                          args.truncation), ("--interpolate", args.interpolate))
-                 if value is not None]
+        latent_flags = {"--label": args.label, "--truncation": args.truncation,
+                        "--interpolate": args.interpolate}
+        given = next((flag for flag, value in latent_flags.items() if value is not None), None)
         if given:
-            raise ConfigError(f"--reconstruct takes no {given[0]}")
+            raise ConfigError(f"--reconstruct takes no {given}")
         if per_image:
             raise ConfigError("--reconstruct writes one FILE.png (images above their "
                               "reconstructions)")
