@@ -221,7 +221,8 @@ def _endpoint(generator, latent, specs, class_names, png):
 def _checked_labels(labels, class_names):
     """int64 labels as the generator's int32, after a graph-side check that each is a class."""
     k = len(class_names)
-    shown = ", ".join(f"{i} {name}" for i, name in enumerate(class_names[:20]))
+    shown = ", ".join(name if name == str(i) else f"{i} {name}"  # digits: just "0, 1, ..."
+                      for i, name in enumerate(class_names[:20]))
     more = f", ... ({k} classes: the classes signature names all)" if k > 20 else ""
     check = tf.debugging.Assert(tf.reduce_all((labels >= 0) & (labels < k)), [
         f"labels must be class indices in [0, {k}) ({shown}{more}), got", labels])
