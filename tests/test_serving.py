@@ -107,8 +107,17 @@ def test_truncation_and_interpolation(client):
     assert client.class_names() is None  # not a conditional model
     with pytest.raises(ConfigError, match="has no classes"):
         client.generate(2, labels="tulip")
-    with pytest.raises(ServerError, match="must be >= 0"):
-        client.generate(2, truncation=-1.0)
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        client.generate(2, truncation=-1.0)  # refused before it is sent
+    seeds = np.arange(2, dtype=np.int64)
+    for signature, inputs in [
+            ("from_seeds_truncated", {"seeds": seeds, "truncation": np.float32([0.5, np.nan])}),
+            ("interpolate", {"seed_a": seeds, "seed_b": seeds, "t": np.float32([0, np.inf])})]:
+        with pytest.raises(ServerError) as raised:
+            client.predict(signature, inputs)
+        assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        # Refused before TensorFlow: a batch merged with other requests would fail them all.
+        assert "must be" in str(raised.value) and "assertion" not in str(raised.value)
 
 
 def _predict(seeds=None, **spec):

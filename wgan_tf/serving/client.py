@@ -186,6 +186,8 @@ class Client:
             inputs["labels"] = self._label_indices(labels, num)
         if truncation is None:
             return "from_seeds", inputs
+        if not truncation >= 0:
+            raise ConfigError(f"truncation (psi) must be >= 0, got {truncation}")
         return "from_seeds_truncated", {**inputs, "truncation": np.full(num, truncation,
                                                                         np.float32)}
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
@@ -138,6 +139,7 @@ class Servable:
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         signature = self.signature(signature_name)
         inputs = self._check_inputs(signature, request.inputs, max_batch)
+        self._check_values(signature_name, inputs)
         wanted = list(request.output_filter) or list(signature.outputs)
         unknown = sorted(set(wanted) - set(signature.outputs))
         if unknown:
@@ -182,6 +184,28 @@ class Servable:
         if len({a.shape[:1] for a in arrays.values()}) > 1:
             raise _invalid("all inputs must have the same batch size (dimension 0)")
         return {key: tf.constant(value) for key, value in arrays.items()}
+
+    def _check_values(self, signature_name, inputs):
+        """Refuse here, before TensorFlow, what the exported signatures' own checks refuse
+        (``wgan_tf.export``): a class label outside the model's classes, a negative or NaN
+        truncation, a non-finite interpolation fraction. Run in a batch merged with other
+        requests, the graph's error would fail those requests too."""
+        labels = inputs.get("labels")
+        if labels is not None and self.class_names is not None:
+            labels = np.asarray(labels)
+            bad = labels[(labels < 0) | (labels >= len(self.class_names))]
+            if bad.size:
+                raise _invalid(f"labels must be class indices in [0, {len(self.class_names)}) "
+                               f"({', '.join(self.class_names[:20])}"
+                               f"{', ...' if len(self.class_names) > 20 else ''}), "
+                               f"got {bad[:5].tolist()}")
+        if signature_name == "from_seeds_truncated" and "truncation" in inputs \
+                and not np.all(np.asarray(inputs["truncation"]) >= 0):
+            raise _invalid("truncation (psi) must be >= 0 (0: the mean latent; 6 or more: no "
+                           "truncation)")
+        if signature_name == "interpolate" and "t" in inputs \
+                and not np.all(np.isfinite(np.asarray(inputs["t"]))):
+            raise _invalid("the interpolation fraction t must be a finite number")
 
     def warm_up(self):
         """Replay ``assets.extra/tf_serving_warmup_requests``, as TF Serving does at load time.
