@@ -88,3 +88,32 @@ def photos(tmp_path_factory):
     if FLOWERS.is_dir():
         return f"folder:{FLOWERS}"
     return f"folder:{labelled_photo_folder(tmp_path_factory.mktemp('photos'))}"
+
+
+FLOWER_CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
+
+
+def make_conditional_run(path, class_names=FLOWER_CLASSES, latent_dim=4, image_size=8,
+                         channels=3, seed=0):
+    """A run directory as conditional training leaves it, with a tiny untrained generator of the
+    conditional interface: inputs ``latent`` float32 [B, latent_dim] and ``labels`` int32 [B]
+    (an embedding of the label beside the latent), images in [-1, 1]; returns the generator."""
+    import json
+
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    latent = keras.Input((latent_dim,), name="latent")
+    labels = keras.Input((), dtype="int32", name="labels")
+    x = layers.Concatenate()([latent, layers.Embedding(len(class_names), 4)(labels)])
+    x = layers.Dense(image_size * image_size * channels)(x)
+    x = layers.Reshape((image_size, image_size, channels))(x)
+    generator = keras.Model([latent, labels], layers.Activation("tanh")(x), name="generator")
+    path = Path(path)
+    path.mkdir(parents=True)
+    generator.save(path / "generator.keras")
+    (path / "config.json").write_text(json.dumps(
+        {"latent_dim": latent_dim, "image_size": image_size, "channels": channels,
+         "dataset": "folder:flowers", "conditional": True, "class_names": list(class_names)}))
+    return generator

@@ -14,9 +14,10 @@ the built-in ``digits``; ``evaluate`` compares 100 samples and drops ``--incepti
 path is tested in test_metrics.py); ``make demo`` runs with ``DEMO_STEPS=2``; experiments and
 benchmarks get their own smallest settings (``SCRIPT_FLAGS``) and write under the sandbox. A
 command that names a run directory, a model base path or a server that the document has not made
-gets a tiny one first (of the model family a run directory is named after, e.g. runs/wae; an image
-it reads: a digit). Ports 8500/8501 become free ports. Each document runs in its own sandbox
-directory, in which the repository's .venv, experiments/, benchmarks/ and serving/ are linked.
+gets a tiny one first (of the model family a run directory is named after, e.g. runs/wae; a
+conditional one for a name with "conditional" in it; an image it reads: a digit). Ports 8500/8501
+become free ports. Each document runs in its own sandbox directory, in which the repository's
+.venv, experiments/, benchmarks/ and serving/ are linked.
 """
 import dataclasses
 import glob
@@ -188,7 +189,12 @@ class Sandbox:
 
     def ensure_run(self, run_dir):
         """A tiny run, of the model family the directory is named after (runs/wae, runs/vae,
-        runs/gan), else a WGAN."""
+        runs/gan), else a WGAN; a directory named ``*conditional*`` gets a tiny conditional
+        generator with the flowers' classes (``helpers.make_conditional_run``)."""
+        if "conditional" in Path(run_dir).name and not (self.path / run_dir).exists():
+            from helpers import make_conditional_run
+
+            make_conditional_run(self.path / run_dir)
         if not (self.path / run_dir / "config.json").exists():
             family = Path(run_dir).name.split("-")[0]
             model = family if family in ("wae", "vae", "gan") else "wgan"

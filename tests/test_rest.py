@@ -352,7 +352,7 @@ def test_readme_rest_commands(server):
     block = readme.split("Over REST:")[1].split("```bash")[1].split("```")[0]
     commands = [line.split("  #")[0] for line in block.replace("\\\n", " ").splitlines()]
     commands = [c.replace("localhost:8501", f"localhost:{server.rest_port}") for c in commands if c]
-    assert len(commands) == 3
+    assert len(commands) == 4
     for command in commands:
         done = subprocess.run(command, shell=True, capture_output=True, timeout=60, check=True)
         assert "error" not in json.loads(done.stdout), command

@@ -31,6 +31,7 @@ from wgan_tf.serving.servable import RequestError
 from wgan_tf.serving.server import ModelServer
 
 LATENT = 8
+SIGNATURES = {"serving_default", "from_seeds", "from_seeds_truncated", "interpolate"}
 
 
 def make_run(path):
@@ -86,6 +87,34 @@ def test_same_seed_same_image_across_batches(server, client):
     np.testing.assert_array_equal(client.generate(1, seed=5)[0], batch[5])
     with Client(f"localhost:{server.port}", max_batch=3) as chunked:  # 3 requests of <= 3
         np.testing.assert_array_equal(chunked.generate(8, seed=0), batch)
+
+
+def test_truncation_and_interpolation(client):
+    images = client.generate(6, seed=20)
+    np.testing.assert_array_equal(client.generate(6, seed=20, truncation=6.0), images)
+    truncated = client.generate(6, seed=20, truncation=0.5)
+    assert truncated.shape == images.shape and not np.array_equal(truncated, images)
+    np.testing.assert_array_equal(client.generate(1, seed=23, truncation=0.5)[0], truncated[3])
+    pngs = client.png_bytes(2, seed=20, truncation=0.5)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(pngs[1]))), truncated[1])
+    strip = client.interpolate(20, 25, steps=5)
+    assert strip.shape == (5, 16, 16, 3)
+    np.testing.assert_array_equal(strip[0], images[0])
+    np.testing.assert_array_equal(strip[-1], images[5])
+    assert client.class_names() is None  # not a conditional model
+    with pytest.raises(ConfigError, match="has no classes"):
+        client.generate(2, labels="tulip")
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        client.generate(2, truncation=-1.0)  # refused before it is sent
+    seeds = np.arange(2, dtype=np.int64)
+    for signature, inputs in [
+            ("from_seeds_truncated", {"seeds": seeds, "truncation": np.float32([0.5, np.nan])}),
+            ("interpolate", {"seed_a": seeds, "seed_b": seeds, "t": np.float32([0, np.inf])})]:
+        with pytest.raises(ServerError) as raised:
+            client.predict(signature, inputs)
+        assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        # Refused before TensorFlow: a batch merged with other requests would fail them all.
+        assert "must be" in str(raised.value) and "assertion" not in str(raised.value)
 
 
 def _predict(seeds=None, **spec):
@@ -148,7 +177,7 @@ def grpc_metadata(port):
 
 def test_metadata_and_health(server):
     spec, signatures = grpc_metadata(server.port)
-    assert set(signatures.signature_def) == {"serving_default", "from_seeds"}
+    assert set(signatures.signature_def) == SIGNATURES
     assert spec.version.value == 1
     with grpc.insecure_channel(f"localhost:{server.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -167,7 +196,7 @@ def test_servable_state_is_read_only_to_requests(server):
     copy = servable.signature_def_map()
     copy.signature_def["from_seeds"].inputs["a"].name = "grown"  # changes this copy only
     assert set(servable.signature_def_map().signature_def["from_seeds"].inputs) == {"seeds"}
-    assert set(servable.signatures) == {"serving_default", "from_seeds"}
+    assert set(servable.signatures) == SIGNATURES
 
 
 def test_eight_concurrent_clients(server, client):
@@ -234,6 +263,18 @@ def test_server_down_is_one_clear_error():
     assert "no server answering at localhost:1" in str(raised.value)
 
 
+def grid_cells(path, columns, size, padding=2):
+    """The images of a grid that ``wgan-tf generate`` wrote (enlarged to >= 256 pixels)."""
+    picture = np.asarray(Image.open(path))
+    scale = picture.shape[1] // (columns * (size + padding) + padding)
+    picture = picture[::scale, ::scale]
+    rows = (picture.shape[0] - padding) // (size + padding)
+    step = size + padding
+    return np.stack([picture[padding + r * step:padding + r * step + size,
+                             padding + c * step:padding + c * step + size]
+                     for r in range(rows) for c in range(columns)])
+
+
 def test_cli_serve_generate_and_sigterm(base, tmp_path):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "wgan_tf.cli", "serve", "--model-base-path",
@@ -249,11 +290,42 @@ def test_cli_serve_generate_and_sigterm(base, tmp_path):
         assert Image.open(grid).size == (4 * (4 * 18 + 2), 4 * (3 * 18 + 2))
         wgan_tf("generate", "--server", address, "--num", "2", "--seed", "3", "--out", f"{each}/")
         assert sorted(p.name for p in each.iterdir()) == ["seed_3.png", "seed_4.png"]
+        # A strip of 4 from seed 3 to seed 4: its ends are those two images.
+        wgan_tf("generate", "--server", address, "--interpolate", "3", "4", "--steps", "4",
+                "--out", tmp_path / "strip.png")
+        strip = grid_cells(tmp_path / "strip.png", columns=4, size=16)
+        assert len(strip) == 4
+        np.testing.assert_array_equal(strip[0], Image.open(each / "seed_3.png"))
+        np.testing.assert_array_equal(strip[3], Image.open(each / "seed_4.png"))
+        wgan_tf("generate", "--server", address, "--num", "4", "--seed", "3", "--truncation",
+                "0.5", "--out", tmp_path / "truncated.png")
+        with Client(address) as client:
+            expected = client.generate(4, seed=3, truncation=0.5)
+        np.testing.assert_array_equal(grid_cells(tmp_path / "truncated.png", 2, 16), expected)
     finally:
         server.send_signal(signal.SIGTERM)
         _, log = server.communicate(timeout=60)
     assert server.returncode == 0, log
     assert "shutting down" in log
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--steps", "4", "--out", "a.png"], "--steps is the length of an --interpolate strip"),
+    (["--interpolate", "1", "2", "--out", "strip/"], "--interpolate writes one FILE.png"),
+    (["--interpolate", "1", "2", "--truncation", "0.5", "--out", "a.png"],
+     "--truncation draws --num images"),
+    (["--interpolate", "1", "2", "--steps", "1", "--out", "a.png"], "--steps must be at least 2"),
+    (["--truncation", "-1", "--out", "a.png"], "--truncation must be >= 0, got -1.0"),
+    (["--truncation", "nan", "--out", "a.png"], "--truncation must be >= 0, got nan"),
+    (["--reconstruct", "in.png", "--label", "3", "--out", "a.png"],
+     "--reconstruct takes no --label"),
+])
+def test_generate_refuses_flag_combinations_in_one_line(flags, message, capsys):
+    from wgan_tf import cli
+
+    assert cli.main(["generate", "--server", "localhost:1", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"wgan-tf generate: error: {message}"), err
 
 
 @pytest.mark.parametrize("which", ["--port", "--rest-port"])

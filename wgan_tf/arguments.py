@@ -181,6 +181,18 @@ def generate(parser):
       help="auto-encoders: reconstruct these images instead (each file one image, resized and "
            "centre-cropped to the model's size); --out FILE.png gets the images in a row above "
            "their reconstructions")
+    a("--label", default=None, metavar="L",
+      help="conditional models: the class, by index or name, of every image; 'all' makes one "
+           "row per class (--num images each, the same seeds in every row)")
+    a("--truncation", type=float, default=None, metavar="PSI",
+      help="draw the latents from the normal truncated to [-PSI, PSI] (coordinates outside are "
+           "resampled): more typical images, less variety; 0 is the mean latent, 6 or more no "
+           "truncation")
+    a("--interpolate", type=int, nargs=2, default=None, metavar=("SEED_A", "SEED_B"),
+      help="instead of --num images, a strip of --steps images along the spherical path from "
+           "SEED_A's latent to SEED_B's (a row per class with --label all); --out FILE.png")
+    a("--steps", type=int, default=None,
+      help="images in an --interpolate strip, both ends included (default: 8)")
     a("--timeout", type=float, default=60.0, help="seconds per request (default: %(default)s)")
     a("--wait", type=float, default=0.0,
       help="wait up to this many seconds for a server that is still starting "

@@ -4,7 +4,7 @@
   GetModelStatusResponse; a version still loading is ``LOADING``, as in TF Serving)
 - ``GET /v1/models/NAME[/versions/N | /labels/LABEL]/metadata``: the signatures, written as TF
   Serving writes them (``{"model_spec": ..., "metadata": {"signature_def": {"signature_def":
-  {...}}}}``)
+  {...}}}}``), and a conditional model's ``"class_names": [...]`` beside ``signature_def``
 - ``POST /v1/models/NAME[/versions/N | /labels/LABEL]:predict`` with ``{"signature_name": ...,
   "instances": [...]}`` (row format, answered with ``predictions``) or ``{"inputs": ...}``
   (columnar, answered with ``outputs``).
@@ -644,5 +644,7 @@ def _metadata_json(servable):
     metadata = servable.metadata()
     signatures = get_model_metadata_pb2.SignatureDefMap()
     metadata.metadata["signature_def"].Unpack(signatures)
-    return {"model_spec": _proto_json(metadata.model_spec),
-            "metadata": {"signature_def": _proto_json(signatures)}}
+    document = {"signature_def": _proto_json(signatures)}
+    if servable.class_names is not None:  # this server's addition, as in the gRPC metadata
+        document["class_names"] = list(servable.class_names)
+    return {"model_spec": _proto_json(metadata.model_spec), "metadata": document}

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
@@ -51,6 +52,19 @@ def _shape_text(shape):
     if shape.rank is None:
         return "any shape"
     return "[" + ", ".join("?" if d is None else str(d) for d in shape.as_list()) + "]"
+
+
+def _error_line(message):
+    """The line of a TensorFlow error that says what failed. Run from Python, a graph's error reads
+    "Graph execution error:", the failing node's stack, the op's own message (e.g. a signature's
+    "assertion failed: [labels must be ...]"), then "[[{{node ...}}]]": the line before that."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return message
+    if lines[0] == "Graph execution error:":
+        end = next((i for i, line in enumerate(lines) if line.startswith("[[")), len(lines))
+        return lines[end - 1] if end > 1 else lines[0]
+    return lines[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +106,7 @@ class Servable:
         self._batchable = frozenset(key for key, sig in self.signatures.items()
                                     if batching.batchable(sig))
         self._model = tf.saved_model.load(str(self.path))
+        self.class_names = self._read_class_names()
 
     def signature_def_map(self):
         """The signatures as a SignatureDefMap proto, a fresh copy the caller may change."""
@@ -103,7 +118,20 @@ class Servable:
         response.model_spec.name = self.name
         response.model_spec.version.value = self.version
         response.metadata["signature_def"].Pack(self.signature_def_map())
+        if self.class_names is not None:
+            response.metadata["class_names"].Pack(
+                tf.make_tensor_proto(list(self.class_names), tf.string))
         return response
+
+    def _read_class_names(self):
+        """A conditional generator's class names, a tuple in label order, from its ``classes``
+        signature (``index`` int64 -> ``class_names`` string ``[-1, K]``); None without one."""
+        classes = self.signatures.get("classes")
+        if classes is None or dict(classes.inputs) != {"index": tf.TensorSpec([None], tf.int64)} \
+                or "class_names" not in classes.outputs:
+            return None
+        names = self._model.signatures["classes"](index=tf.zeros([1], tf.int64))["class_names"]
+        return tuple(name.decode() for name in names[0].numpy())
 
     def signature(self, name):
         """The ``Signature`` called ``name``; an unknown name is the client's error."""
@@ -121,6 +149,7 @@ class Servable:
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         signature = self.signature(signature_name)
         inputs = self._check_inputs(signature, request.inputs, max_batch)
+        self._check_values(signature_name, inputs)
         wanted = list(request.output_filter) or list(signature.outputs)
         unknown = sorted(set(wanted) - set(signature.outputs))
         if unknown:
@@ -139,7 +168,7 @@ class Servable:
             raise RequestError(e.code, e.message) from None
         except tf.errors.OpError as e:
             raise RequestError(_GRPC_CODES.get(e.error_code, grpc.StatusCode.INTERNAL),
-                               e.message.splitlines()[0]) from e
+                               _error_line(e.message)) from e
         if self.metrics is not None:
             self.metrics.runtime_latency.labels(self.name, "Predict", "TF2").observe(
                 (time.monotonic() - started) * 1e6)
@@ -186,6 +215,28 @@ class Servable:
         if len({a.shape[:1] for a in arrays.values()}) > 1:
             raise _invalid("all inputs must have the same batch size (dimension 0)")
         return arrays
+
+    def _check_values(self, signature_name, inputs):
+        """Refuse here, before TensorFlow, what the exported signatures' own checks refuse
+        (``wgan_tf.export``): a class label outside the model's classes, a negative or NaN
+        truncation, a non-finite interpolation fraction. Run in a batch merged with other
+        requests, the graph's error would fail those requests too."""
+        labels = inputs.get("labels")
+        if labels is not None and self.class_names is not None:
+            labels = np.asarray(labels)
+            bad = labels[(labels < 0) | (labels >= len(self.class_names))]
+            if bad.size:
+                raise _invalid(f"labels must be class indices in [0, {len(self.class_names)}) "
+                               f"({', '.join(self.class_names[:20])}"
+                               f"{', ...' if len(self.class_names) > 20 else ''}), "
+                               f"got {bad[:5].tolist()}")
+        if signature_name == "from_seeds_truncated" and "truncation" in inputs \
+                and not np.all(np.asarray(inputs["truncation"]) >= 0):
+            raise _invalid("truncation (psi) must be >= 0 (0: the mean latent; 6 or more: no "
+                           "truncation)")
+        if signature_name == "interpolate" and "t" in inputs \
+                and not np.all(np.isfinite(np.asarray(inputs["t"]))):
+            raise _invalid("the interpolation fraction t must be a finite number")
 
     def warm_up(self):
         """Replay ``assets.extra/tf_serving_warmup_requests``, as TF Serving does at load time.
