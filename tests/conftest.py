@@ -8,3 +8,7 @@ import tensorflow as tf  # noqa: E402
 
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+# Run directories' .keras files hold the package's own layers (wgan_tf.models.BatchNormalization,
+# ConditionalBatchNormalization), which keras.saving.load_model finds once they are registered.
+import wgan_tf.models  # noqa: E402,F401

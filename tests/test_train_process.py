@@ -219,3 +219,30 @@ def test_a_second_run_on_a_live_run_directory_refuses(tmp_path):
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=120)
     assert first.returncode == 143
+
+
+def test_steps_per_execution_trains_the_same_run_and_stops_within_one_iteration(tmp_path):
+    """--steps-per-execution K runs K generator iterations per call of the train function (fit's
+    callbacks once per call): the same run, the critic boost included, bit for bit; a SIGTERM still
+    stops at the next iteration, not the end of the call."""
+    flags = [*TINY_FLAGS, "--critic-boost", "--log-every", 6, "--checkpoint-every", 6]
+    runs = {k: str(tmp_path / f"k{k}") for k in (1, 3)}
+    for k, run_dir in runs.items():
+        wgan_tf("train", *flags, "--steps", 14, "--steps-per-execution", k, "--out", run_dir)
+    assert logged_iterations(runs[3]) == [6, 12, 14]
+    assert metrics_rows(runs[1]) == metrics_rows(runs[3])
+    assert_same_weights(runs[1], runs[3], rtol=0, atol=0)
+
+    run_dir = str(tmp_path / "stopped")
+    long = [*TINY_FLAGS, "--no-critic-boost", "--log-every", 1000, "--checkpoint-every", 1000,
+            "--steps-per-execution", 1000]
+    process = start_wgan_tf("train", *long, "--steps", 100000, "--out", run_dir)
+    wait_for(lambda: os.path.exists(os.path.join(run_dir, "config.json")), what="the start",
+             process=process)
+    time.sleep(8)  # inside the first call of 1000 iterations
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    stopped_at = int(err.strip().splitlines()[-1].split("generator iteration ")[1].split()[0])
+    assert 0 < stopped_at < 1000, err
+    assert os.path.exists(os.path.join(run_dir, "checkpoints", f"ckpt-{stopped_at}.index"))

@@ -92,6 +92,10 @@ def train(parser):
     a("--log-every", type=int, default=d["log_every"].default, help="metrics.csv row period")
     a("--sample-every", type=int, default=d["sample_every"].default)
     a("--checkpoint-every", type=int, default=d["checkpoint_every"].default)
+    a("--steps-per-execution", type=int, default=d["steps_per_execution"].default, metavar="K",
+      help="generator iterations per call of the training step, so that Keras's per-step work "
+           "(callbacks, logs) is paid once per K; a signal still stops within one iteration; "
+           "must divide --log-every (default %(default)s)")
     a("--jit-compile", default=d["jit_compile"].default, choices=("auto", "on", "off"),
       help="XLA for the training step (auto: where it was measured faster, and not in a "
            "multi-worker job)")

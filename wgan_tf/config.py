@@ -141,6 +141,8 @@ class TrainConfig:
     # the run starts.
     conditional: bool = False
     class_names: Optional[list] = None
+    # Generator iterations per call of the training step: fit's callbacks then run once per call.
+    steps_per_execution: int = 1
     steps: int = 100_000
     seed: int = 0
     devices: int = 1
@@ -151,7 +153,7 @@ class TrainConfig:
 
     # Settings that may change when a run is resumed; the rest define the run.
     RESUMABLE = ("steps", "devices", "log_every", "sample_every", "checkpoint_every",
-                 "jit_compile", "eval_every", "eval_num")
+                 "jit_compile", "eval_every", "eval_num", "steps_per_execution")
 
     @property
     def toy(self):
@@ -258,6 +260,9 @@ class TrainConfig:
         if self.eval_every < 0 or self.eval_num < 2:
             raise ConfigError(f"eval-every must be >= 0 and eval-num >= 2, got {self.eval_every} "
                               f"and {self.eval_num}")
+        if self.steps_per_execution < 1 or self.log_every % self.steps_per_execution:
+            raise ConfigError(f"steps-per-execution ({self.steps_per_execution}) must divide "
+                              f"log-every ({self.log_every})")
         if self.eval_every % self.log_every:
             raise ConfigError(f"eval-every ({self.eval_every}) must be a multiple of log-every "
                               f"({self.log_every}): measures land in the rows of metrics.csv")

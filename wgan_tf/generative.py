@@ -215,12 +215,36 @@ class GenerativeModel(keras.Model):
             return logs
 
         def function(iterator):
-            self.before_step(iterator)
-            return step(iterator)
+            logs = None
+            for _ in range(self.iterations_this_call()):
+                # Between iterations of one call, as fit's callbacks do between calls: a stop
+                # comes within one iteration whatever iterations_per_call is.
+                if logs is not None and self.interrupt_requested():
+                    break
+                self.before_step(iterator)
+                logs = step(iterator)
+            return logs
 
         function.step = step  # the traced step, for inspection (benchmarks/multi_worker.py)
         self.train_function = function
         return function
+
+    # -- Several iterations per call of the train function (--steps-per-execution) -----------------
+
+    # Iterations each call of the train function runs (a fit "step" is then that many), and the
+    # step a call must not pass (a callable of the current step, set by the training driver: the
+    # end of the logging period or of the run); None: no limit.
+    iterations_per_call = 1
+    call_limit = None
+
+    def iterations_this_call(self):
+        """How many iterations the next call runs: ``iterations_per_call``, or fewer where
+        ``call_limit`` comes first. Between them no fit callback runs, so the per-step work of
+        Keras's loop (callbacks, logs) is paid once per call, not per iteration."""
+        if self.iterations_per_call == 1 or self.call_limit is None:
+            return self.iterations_per_call
+        step = int(self.step_counter.numpy())
+        return max(min(self.iterations_per_call, self.call_limit(step) - step), 1)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a strategy, Keras builds an unbuilt model by pulling one batch off the training

@@ -12,6 +12,7 @@ points, for the WGAN-GP paper's toy distributions.
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from wgan_tf.errors import ConfigError
@@ -26,10 +27,48 @@ def _conv_init():
     return keras.initializers.RandomNormal(0.0, 0.02)
 
 
+@keras.saving.register_keras_serializable(package="wgan_tf")
+class BatchNormalization(layers.BatchNormalization):
+    """Keras's batch norm, computed on one replica by TensorFlow's fused kernel (NHWC, no mask).
+
+    Keras 3 casts a bfloat16 or float16 activation to float32 and back around its batch norm, and
+    its synchronized moments take extra passes even on one replica: a quarter of a bfloat16 critic
+    update's time (benchmarks/train_throughput.py). The fused kernel takes the low-precision
+    activation with float32 scale and offset and keeps its statistics in float32 (sound as
+    Keras's), in one oneDNN primitive. Same variables and the same moving-average update, with the
+    batch's biased variance, as Keras's. Several replicas keep Keras's synchronized path, so their
+    statistics are the global batch's (the same step as one device, to round-off).
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        if mask is not None or self.renorm or replicas > 1 or self.axis not in (-1, 3) \
+                or inputs.shape.rank != 4:
+            return super().call(inputs, training=training, mask=mask)
+        channels = inputs.shape[-1]
+        scale = tf.ones([channels]) if self.gamma is None else tf.convert_to_tensor(self.gamma)
+        offset = tf.zeros([channels]) if self.beta is None else tf.convert_to_tensor(self.beta)
+        if training and self.trainable:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, scale, offset, epsilon=self.epsilon, data_format="NHWC",
+                is_training=True)
+            count = tf.cast(tf.size(inputs) // channels, tf.float32)
+            variance = variance * (count - 1.0) / count  # the kernel's is the unbiased one
+            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs, scale, offset, mean=tf.convert_to_tensor(self.moving_mean),
+                variance=tf.convert_to_tensor(self.moving_variance), epsilon=self.epsilon,
+                data_format="NHWC", is_training=False)
+        return tf.cast(y, self.compute_dtype)
+
+
 def _batch_norm(name):
     # synchronized=True: under MirroredStrategy the statistics are those of the global batch, so
     # one and several replicas compute the same step.
-    return layers.BatchNormalization(
+    return BatchNormalization(
         gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name, **_BN
     )
 
@@ -49,8 +88,7 @@ class ConditionalBatchNormalization(layers.Layer):
     def __init__(self, num_classes, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
-        self.normalize = layers.BatchNormalization(center=False, scale=False, name="normalize",
-                                                   **_BN)
+        self.normalize = BatchNormalization(center=False, scale=False, name="normalize", **_BN)
 
     def build(self, input_shape):
         shape, _ = input_shape

@@ -101,6 +101,7 @@ def load_saved(run_dir, name):
     whatever ``--precision`` trained it (what export, evaluate and explain use)."""
     import keras
 
+    from wgan_tf import models  # noqa: F401 (registers the package's layers for loading)
     from wgan_tf.precision import float32_copy
 
     path = os.path.join(run_dir, f"{name}.keras")

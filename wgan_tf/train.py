@@ -185,6 +185,10 @@ def _train(model, config, run_dir, manager, stop, progress, extra_callbacks, opt
     tensorboard = os.path.join(run_dir, "tensorboard")
     checkpoint = callbacks.RunCheckpoint(manager, run_dir, config.checkpoint_every, chief)
     model.interrupt_requested = stop.requested
+    model.iterations_per_call = config.steps_per_execution
+    # A call never crosses a logging period's end (a metrics row) or the run's.
+    model.call_limit = lambda step: min((step // config.log_every + 1) * config.log_every,
+                                        config.steps)
     # The chief's alone: they write the run directory, and run no collective op. Quality first, so
     # that the writers after it get its measures.
     measures = [callbacks.QualityLog(quality.Quality(
@@ -240,10 +244,13 @@ def _fit_periods(model, config, run_callbacks, options):
                                config.channels, config.seed, skip_batches=skip, rows=rows,
                                labels=config.conditional, **options),
         config.batch_size)
+    # fit's steps are calls of the train function, each of up to steps_per_execution iterations
+    # (never crossing a period's end: ``model.call_limit``).
+    calls = config.steps_per_execution
     if head < period:
-        steps_per_epoch, epochs = head, epoch + 1
+        steps_per_epoch, epochs = math.ceil(head / calls), epoch + 1
     else:
-        steps_per_epoch, epochs = period, math.ceil(config.steps / period)
+        steps_per_epoch, epochs = period // calls, math.ceil(config.steps / period)
     model.fit(dataset, epochs=epochs, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
               callbacks=run_callbacks, verbose=0, shuffle=False)
 
