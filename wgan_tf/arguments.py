@@ -73,6 +73,12 @@ def train(parser):
       help="the WGAN-GP paper's conditional model on labelled data (digits, folder:PATH with "
            "class subfolders, TFDS with a label): a class per image, an auxiliary classifier in "
            "the critic, class-conditional batch norm in the generator")
+    a("--class-weight", type=float, default=d["class_weight"].default,
+      help="--conditional: the auxiliary classifier's cross-entropy weight in the critic's loss, "
+           "on real images (default %(default)s, the paper's)")
+    a("--generated-class-weight", type=float, default=d["generated_class_weight"].default,
+      help="--conditional: its weight in the generator's loss, on the classes asked for "
+           "(default %(default)s, the paper's)")
     a("--eval-every", type=int, default=d["eval_every"].default, metavar="N",
       help="every N steps, measure the samples (classifier FD and KID where the dataset has a "
            "classifier, else sliced Wasserstein) into metrics.csv and TensorBoard; default 0: "

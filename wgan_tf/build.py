@@ -32,7 +32,9 @@ def gan(config):
         critic_normalization="layer" if config.penalty == "gp" else "batch",
         point_dim=data.point_dim(config.dataset),
         num_classes=len(config.class_names) if config.conditional else None)
-    options = dict(seed=config.seed, ema_decay=config.ema, augment=config.augment)
+    options = dict(seed=config.seed, ema_decay=config.ema, augment=config.augment,
+                   class_weight=config.class_weight,
+                   generated_class_weight=config.generated_class_weight)
     if config.model == "gan":
         return GAN(generator, critic, n_critic=config.n_critic, **options)
     return WGAN(generator, critic, n_critic=config.n_critic, penalty=config.penalty,

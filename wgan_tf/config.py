@@ -141,6 +141,10 @@ class TrainConfig:
     # the run starts.
     conditional: bool = False
     class_names: Optional[list] = None
+    # The auxiliary classifier's cross-entropy weights: in the critic's loss (on real images) and
+    # in the generator's (on its samples of the classes asked for); the paper's 1 and 0.1.
+    class_weight: float = CLASS_WEIGHT_CRITIC
+    generated_class_weight: float = CLASS_WEIGHT_GENERATOR
     # Generator iterations per call of the training step: fit's callbacks then run once per call.
     steps_per_execution: int = 1
     steps: int = 100_000
@@ -252,6 +256,8 @@ class TrainConfig:
         if (self.ema or self.augment or self.conditional) and self.autoencoder:
             raise ConfigError("--ema, --augment and --conditional are for GANs (--model wgan or "
                               "gan)")
+        if not (self.class_weight >= 0 and self.generated_class_weight >= 0):
+            raise ConfigError("class-weight and generated-class-weight must be >= 0")
         if self.conditional and self.arch != "dcgan":
             raise ConfigError(f"--conditional needs --arch dcgan (the WGAN-GP paper's conditional "
                               f"batch norm), got --arch {self.arch}")

@@ -62,7 +62,9 @@ class WGAN(GenerativeModel):
 
     def __init__(self, generator, critic, n_critic=_DEFAULTS.n_critic, penalty=_DEFAULTS.penalty,
                  clip_value=_DEFAULTS.clip_value, gp_weight=_DEFAULTS.gp_weight,
-                 critic_boost=None, seed=_DEFAULTS.seed, ema_decay=None, augment=None, **kwargs):
+                 critic_boost=None, seed=_DEFAULTS.seed, ema_decay=None, augment=None,
+                 class_weight=config.CLASS_WEIGHT_CRITIC,
+                 generated_class_weight=config.CLASS_WEIGHT_GENERATOR, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if penalty not in ("clip", "gp", None):
             raise ValueError(f"penalty must be 'clip', 'gp' or None, got {penalty!r}")
@@ -79,6 +81,8 @@ class WGAN(GenerativeModel):
         self.generator_ema = ema.average_network(generator) if self.ema_decay else None
         self.augment_policies = diffaugment.parse(augment)
         self.num_classes = _classes(generator, critic)
+        self.class_weight = float(class_weight)
+        self.generated_class_weight = float(generated_class_weight)
         self.generator_iterations = self._counter("generator_iterations")
         self.critic_iterations = self._counter("critic_iterations")
         self.estimate_tracker = keras.metrics.Mean(name=self.ESTIMATE)
@@ -164,7 +168,7 @@ class WGAN(GenerativeModel):
                 loss = estimate_loss + self.gp_weight * penalty
             if self.num_classes:
                 class_loss = global_mean(losses.class_cross_entropy(real_logits, labels))
-                loss += config.CLASS_WEIGHT_CRITIC * class_loss
+                loss += self.class_weight * class_loss
         # Weight clipping (line 7) is the variables' WeightClip constraint, applied by the optimizer.
         made = self.minimize("critic_optimizer", tape, loss, self.critic.trainable_variables)
         self.critic_iterations.assign_add(1)
@@ -186,7 +190,7 @@ class WGAN(GenerativeModel):
             loss = global_mean(self.generator_loss(scores))
             if self.num_classes:
                 class_loss = global_mean(losses.class_cross_entropy(logits, labels))
-                loss += config.CLASS_WEIGHT_GENERATOR * class_loss
+                loss += self.generated_class_weight * class_loss
         made = self.minimize("generator_optimizer", tape, loss, self.generator.trainable_variables)
         self.generator_iterations.assign_add(1)
         self.record(self.generator_loss_tracker, sum_over_replicas(loss), made)
