@@ -1,24 +1,39 @@
-"""Training throughput of Algorithm 1 against this machine's float32 matmul rate.
+"""Training throughput of Algorithm 1 against this machine's matmul rate, per precision, with and
+without XLA, and against a plain PyTorch implementation of the same step.
 
-Measures generator iterations per second for the paper's setting (DCGAN 64x64x3, batch 64,
-n_critic 5, RMSProp, weight clipping; steady state, so without the critic boost), with and without
-XLA, on data already in memory so that only the training step is timed. Model FLOPs per generator
-iteration are counted from the convolution shapes (multiply-adds x 2; batch norm and activations are
-left out, as in MFU figures):
+Measures generator iterations per second in steady state on data already in memory (no critic
+boost), so only the training step is timed:
+
+- ``--arch dcgan``: the paper's setting, DCGAN 64x64x3, batch 64, n_critic 5, weight clipping and
+  RMSProp (``--penalty gp``: WGAN-GP's layer-norm critic, Adam and the penalty).
+- ``--arch mlp``: the WGAN-GP toy setting (3 hidden layers of 512, latent 2, batch 256, the
+  penalty), where the networks are small and per-step overhead matters; it is also timed through
+  ``wgan_tf.train.train`` (what ``wgan-tf train`` runs: the data stream, callbacks, logging,
+  samples, checkpoints) on ``toy:25gaussians``, with ``--steps-per-execution`` 1 and 10.
+
+Model FLOPs per generator iteration (clipping) are counted from the layer shapes (multiply-adds x
+2; normalisation and activations left out, as MFU figures do):
 
     n_critic * (G_fwd + 3 * D_fwd(real) + 3 * D_fwd(fake)) + G_fwd + D_fwd + D_bwd_input + 2 * G_fwd
 
-i.e. each critic iteration runs the generator forward and the critic forward and backward (weight and
-input gradients, ~2x forward) on a real and a fake batch; the generator iteration runs both networks
-forward, the critic backward for input gradients only (~1x forward) and the generator backward (~2x).
-The matmul rate is the best of several 2048x2048 float32 products timed in the same run, before and
-after training; the higher of the two is the denominator.
+The share is taken of the matmul rate *in the same precision* (the best of several 2048x2048
+``tf.matmul`` products, timed before and after the runs, the higher used): float32, bfloat16
+(this CPU has AVX512-BF16 and AMX), and float16 only where a GPU is present. With the gradient
+penalty the double backward adds work this count leaves out, so no share is given for it.
 
-    python benchmarks/train_throughput.py [--iterations 20] [--devices 1]
+With ``torch`` installed (``pip install -e '.[bench]'``), ``benchmarks/torch_reference.py`` runs
+the same step, float32 and bfloat16 autocast (channels_last), each in its own process after ours,
+and the ratios are printed.
+
+    python benchmarks/train_throughput.py [--arch dcgan|mlp] [--penalty clip|gp]
+        [--precision float32,bfloat16] [--xla both|on|off] [--iterations 10] [--no-torch]
 """
 import argparse
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,8 +42,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from wgan_tf import distribute, models  # noqa: E402
+from wgan_tf import distribute, models, precision  # noqa: E402
+from wgan_tf.config import TOY_BATCH_SIZE, TrainConfig  # noqa: E402
 from wgan_tf.wgan import WGAN  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
 
 
 def conv_flops(model, batch):
@@ -53,10 +72,10 @@ def flops_per_generator_iteration(generator, critic, batch, n_critic):
     return n_critic * critic_iteration + generator_iteration
 
 
-def matmul_rate(n=2048, repeats=10):
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
-    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
+def matmul_rate(dtype=tf.float32, n=2048, repeats=10):
+    a = tf.cast(tf.random.normal([n, n]), dtype)
+    b = tf.cast(tf.random.normal([n, n]), dtype)
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y), tf.float32)))
     matmul(a, b).numpy()
     best = float("inf")
     for _ in range(repeats):
@@ -66,50 +85,148 @@ def matmul_rate(n=2048, repeats=10):
     return 2 * n ** 3 / best
 
 
-def throughput(jit, iterations, devices, image_size, batch, n_critic):
+def build(arch, penalty, precision_name, image_size, batch, n_critic, jit, devices=1):
     strategy = distribute.make_strategy(devices)
     with strategy.scope():
         keras.utils.set_random_seed(0)
-        generator, critic = models.build_pair("dcgan", image_size, 3)
-        model = WGAN(generator, critic, n_critic=n_critic, critic_boost=False)
-        model.compile(jit_compile=jit)
-    images = tf.random.uniform([batch, image_size, image_size, 3], -1, 1)
-    dataset = tf.data.Dataset.from_tensors(images).repeat()
-    warmup = 3
+        with precision.policy(precision_name):
+            generator, critic = models.build_pair(
+                arch, image_size, 3, 2 if arch == "mlp" else 100,
+                critic_normalization="layer" if penalty == "gp" else "batch",
+                point_dim=2 if arch == "mlp" else None)
+        model = WGAN(generator, critic, n_critic=n_critic, penalty=penalty, critic_boost=False,
+                     gp_weight=0.1 if arch == "mlp" else 10.0)
+        model.compile(jit_compile=jit, loss_scaling=precision_name == "float16")
+    shape = [batch, 2] if arch == "mlp" else [batch, image_size, image_size, 3]
+    return model, tf.data.Dataset.from_tensors(tf.random.uniform(shape, -1, 1)).repeat()
+
+
+def throughput(jit, iterations, devices, image_size, batch, n_critic, penalty="clip",
+               precision_name="float32", arch="dcgan", warmup=3):
+    """(generator iterations per second, model FLOP per iteration) of the step on a batch in
+    memory, after ``warmup`` iterations (tracing)."""
+    model, dataset = build(arch, penalty, precision_name, image_size, batch, n_critic, jit,
+                           devices)
     model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
     start = time.perf_counter()
     model.fit(dataset, steps_per_epoch=iterations, epochs=1, verbose=0, shuffle=False)
     elapsed = time.perf_counter() - start
-    return iterations / elapsed, flops_per_generator_iteration(generator, critic, batch, n_critic)
+    return iterations / elapsed, flops_per_generator_iteration(model.generator, model.critic,
+                                                               batch, n_critic)
+
+
+class _Timer(keras.callbacks.Callback):
+    """Times the generator iterations after the first ``skip`` (tracing) from fit's batches."""
+
+    def __init__(self, skip):
+        super().__init__()
+        self.skip, self.marks = skip, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.marks.append((int(self.model.step_counter.numpy()), time.perf_counter()))
+
+    def rate(self):
+        marks = [m for m in self.marks if m[0] > self.skip]
+        (first_step, first_time), (last_step, last_time) = marks[0], marks[-1]
+        return (last_step - first_step) / (last_time - first_time)
+
+
+def cli_iterations_per_second(precision_name, steps_per_execution, steps=300, jit="off"):
+    """Generator iterations per second of ``wgan-tf train --dataset toy:25gaussians --arch mlp
+    --penalty gp`` (its defaults: logging every 10 iterations, a scatter plot every 100), timed
+    inside ``wgan_tf.train.train`` after the first 20 iterations."""
+    from wgan_tf.train import train
+
+    config = TrainConfig(dataset="toy:25gaussians", arch="mlp", penalty="gp", steps=steps,
+                         precision=precision_name, steps_per_execution=steps_per_execution,
+                         jit_compile=jit)
+    timer = _Timer(skip=20)
+    with tempfile.TemporaryDirectory() as run_dir:
+        train(config, run_dir, progress=False, extra_callbacks=[timer])
+    return timer.rate()
+
+
+def torch_reference(arch, penalty, image_size, batch, n_critic, iterations):
+    """The PyTorch step's iterations per second per precision (each in its own process, so that
+    neither framework's threads wait on the other's), or None without torch."""
+    script = os.path.join(HERE, "torch_reference.py")
+    results = {}
+    for precision_name in ("float32", "bfloat16"):
+        out = subprocess.run(
+            [sys.executable, script, "--arch", arch, "--penalty", penalty, "--precision",
+             precision_name, "--image-size", str(image_size), "--batch-size", str(batch),
+             "--n-critic", str(n_critic), "--iterations", str(iterations)],
+            capture_output=True, text=True, check=True).stdout
+        report = json.loads(out[out.index("{"):])
+        if not report["available"]:
+            return None
+        results[precision_name] = next(iter(report["generator_iterations_per_s"].values()))
+    return results
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--arch", choices=("dcgan", "mlp"), default="dcgan")
+    parser.add_argument("--penalty", choices=("clip", "gp"), default=None,
+                        help="default: clip for dcgan (the paper's), gp for mlp (the toys')")
+    parser.add_argument("--precision", default=None,
+                        help="comma-separated: float32, bfloat16, float16 (default: float32 and "
+                             "bfloat16, and float16 where a GPU is present)")
+    parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"default 64, {TOY_BATCH_SIZE} for mlp")
     parser.add_argument("--n-critic", type=int, default=5)
     parser.add_argument("--xla", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--cli-steps", type=int, default=300,
+                        help="mlp: generator iterations of the timed wgan_tf.train runs")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     args = parser.parse_args()
 
-    before = matmul_rate()
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    penalty = args.penalty or ("gp" if args.arch == "mlp" else "clip")
+    batch = args.batch_size or (TOY_BATCH_SIZE if args.arch == "mlp" else 64)
+    precisions = (args.precision.split(",") if args.precision else
+                  ["float32", "bfloat16"] + (["float16"] if gpu else []))
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.xla]
-    runs = {f"xla_{'on' if jit else 'off'}": throughput(jit, args.iterations, args.devices,
-                                                         args.image_size, args.batch_size,
-                                                         args.n_critic)
-            for jit in modes}
-    # The rate is measured before and after the training runs and the higher one is used, so a
-    # machine busy with something else during one measurement does not flatter the share.
-    rate = max(before, matmul_rate())
-    results = {"matmul_gflops": rate / 1e9, "threads": os.cpu_count()}
-    for name, (its, flops) in runs.items():
-        results[name] = {
-            "generator_iterations_per_s": its,
-            "model_gflops_per_iteration": flops / 1e9,
-            "achieved_gflops": its * flops / 1e9,
-            "share_of_matmul_rate": its * flops / rate,
-        }
+    results = {"arch": args.arch, "penalty": penalty, "batch_size": batch,
+               "image_size": None if args.arch == "mlp" else args.image_size,
+               "n_critic": args.n_critic, "gpu": gpu, "threads": os.cpu_count(), "runs": {}}
+    before = {p: matmul_rate(_DTYPES[p]) for p in precisions}
+    for precision_name in precisions:
+        for jit in modes:
+            its, flops = throughput(jit, args.iterations, args.devices, args.image_size, batch,
+                                    args.n_critic, penalty, precision_name, args.arch)
+            results["runs"][f"{precision_name}/xla_{'on' if jit else 'off'}"] = {
+                "generator_iterations_per_s": its, "model_gflops_per_iteration": flops / 1e9}
+            print(f"# {precision_name}, XLA {'on' if jit else 'off'}: {its:.4f} it/s",
+                  flush=True)
+    rates = {p: max(before[p], matmul_rate(_DTYPES[p])) for p in precisions}
+    results["matmul_gflops"] = {p: rate / 1e9 for p, rate in rates.items()}
+    for name, run in results["runs"].items():
+        flops = run["model_gflops_per_iteration"] * 1e9
+        run["achieved_gflops"] = run["generator_iterations_per_s"] * flops / 1e9
+        run["share_of_matmul_rate"] = (run["generator_iterations_per_s"] * flops
+                                       / rates[name.split("/")[0]]
+                                       if penalty == "clip" else None)
+    if args.arch == "mlp":
+        results["through_train"] = {
+            f"{p}/steps_per_execution_{k}": cli_iterations_per_second(p, k, args.cli_steps)
+            for p in precisions if p != "float16" for k in (1, 10)}
+        print(f"# through wgan_tf.train: {results['through_train']}", flush=True)
+    if not args.no_torch:
+        torch_rates = torch_reference(args.arch, penalty, args.image_size, batch,
+                                      args.n_critic, args.iterations)
+        if torch_rates:
+            results["torch"] = torch_rates
+            ours = {p: max(results["runs"][k]["generator_iterations_per_s"]
+                           for k in results["runs"] if k.startswith(p + "/"))
+                    for p in torch_rates if any(k.startswith(p + "/") for k in results["runs"])}
+            results["ours_over_torch"] = {p: ours[p] / torch_rates[p] for p in ours}
+            if "through_train" in results:
+                results["train_over_torch_float32"] = {
+                    k: v / torch_rates["float32"] for k, v in results["through_train"].items()}
     print(json.dumps(results, indent=2))
 
 

@@ -111,7 +111,9 @@ TINY = {"--steps": "2", "--image-size": "16", "--filters": "8", "--batch-size": 
         "--log-every": "1", "--sample-every": "1", "--jit-compile": "off"}
 LOCAL_DATASETS = ("digits", "toy:")
 SCRIPT_FLAGS = {  # the smallest settings of each documented script: flag -> value (True: a switch)
-    "benchmarks/train_throughput.py": {"--iterations": "1", "--image-size": "16", "--xla": "off"},
+    "benchmarks/train_throughput.py": {"--iterations": "1", "--image-size": "16", "--xla": "off",
+                                       "--precision": "float32", "--cli-steps": "30",
+                                       "--no-torch": True},
     "benchmarks/serving.py": {"--repeats": "3", "--repeats-64": "1"},
     "benchmarks/serving_load.py": {"--clients": "1", "--images": "1", "--seconds": "1",
                                    "--overload-clients": "4", "--soak-seconds": "2",
