@@ -69,3 +69,25 @@ def test_committed_model_is_what_make_saved_model_makes(tmp_path):
     print(f"make saved-model vs the committed model: mean |difference| {difference.mean():.2f} "
           f"grey levels, {100 * (difference > 32).mean():.3f} % of pixels off by more than 32")
     assert difference.mean() < 8 and (difference > 32).mean() < 0.01
+
+
+FLOWERS = ROOT / "saved_models" / "flowers"
+
+
+def test_committed_colour_model_is_small_and_serves_colour_photographs():
+    """saved_models/flowers/1/: the 64x64 colour generator (make saved-model-flowers, hours of
+    training, is not rerun here). Served by the same Python server; its samples are colour
+    pictures, not grey, blank or noise."""
+    files = [p for p in (FLOWERS / "1").rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    print(f"saved_models/flowers/1: {len(files)} files, {size / 1e6:.2f} MB")
+    assert size < 8e6, size
+    assert (FLOWERS / "1" / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    assert sorted(p.name for p in FLOWERS.iterdir()) == ["1"]
+    model = tf.saved_model.load(str(FLOWERS / "1"))
+    pictures = model.signatures["from_seeds"](seeds=tf.constant(SEEDS))["images"].numpy()
+    assert pictures.shape == (64, 64, 64, 3) and pictures.dtype == np.uint8
+    assert pictures.std() > 20
+    colour = np.abs(pictures[..., 0].astype(int) - pictures[..., 2]).mean()
+    assert colour > 5, colour  # red and blue differ: colour, not grey
+    assert {"interpolate", "from_seeds_truncated"} <= set(model.signatures)
