@@ -49,6 +49,27 @@ def start_wgan_tf(*args, **kwargs):
                             env=kwargs.pop("env", None) or user_env(), **kwargs)
 
 
+def metrics_rows(run_dir):
+    """A run directory's metrics.csv as dicts ([] before its first row)."""
+    import csv
+
+    path = os.path.join(run_dir, "metrics.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def saved_weights(run_dir, name="generator"):
+    """The weights of a run's ``NAME.keras``, as NumPy arrays."""
+    import keras
+
+    import wgan_tf.models  # noqa: F401 (registers the package's layers)
+
+    model = keras.saving.load_model(os.path.join(run_dir, f"{name}.keras"), compile=False)
+    return [w.numpy() for w in model.weights]
+
+
 def wait_for(predicate, timeout=120, what="a condition", process=None):
     """Polls ``predicate()`` until true; fails after ``timeout`` s, or when ``process`` exits."""
     deadline = time.monotonic() + timeout

@@ -1,7 +1,6 @@
 """The WGAN-GP paper's conditional model (``--conditional``): labelled data, the paper's losses,
 one and two devices, stop and resume, grids with one row per class, and its measures, through
 ``wgan-tf train`` and ``wgan-tf evaluate`` in fresh processes."""
-import csv
 import json
 import os
 
@@ -11,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers import TINY_FLAGS, wgan_tf
+from helpers import TINY_FLAGS, metrics_rows, saved_weights, wgan_tf
 from wgan_tf import config, losses, models
 from wgan_tf.wgan import WGAN
 
@@ -21,14 +20,6 @@ CONDITIONAL = [*TINY_FLAGS, "--conditional", "--penalty", "gp", "--log-every", 1
                "--checkpoint-every", 100]
 
 
-def rows(run_dir):
-    with open(os.path.join(run_dir, "metrics.csv"), newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def weights(run_dir, name):
-    model = keras.saving.load_model(os.path.join(run_dir, f"{name}.keras"), compile=False)
-    return [w.numpy() for w in model.weights]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +38,7 @@ def runs(tmp_path_factory):
 def test_a_conditional_run_records_its_classes_and_losses(runs):
     stored = json.loads(open(os.path.join(runs["one"], "config.json")).read())
     assert stored["conditional"] is True and stored["class_names"] == [str(d) for d in range(10)]
-    for row in rows(runs["one"]):
+    for row in metrics_rows(runs["one"]):
         assert float(row["class_loss"]) > 0 and float(row["generated_class_loss"]) > 0
     generator = keras.saving.load_model(os.path.join(runs["one"], "generator.keras"))
     assert models.is_conditional(generator)
@@ -57,16 +48,16 @@ def test_a_conditional_run_records_its_classes_and_losses(runs):
 
 def test_resume_is_exact(runs):
     for name in ("generator", "critic"):
-        for a, b in zip(weights(runs["one"], name), weights(runs["resumed"], name), strict=True):
+        for a, b in zip(saved_weights(runs["one"], name), saved_weights(runs["resumed"], name), strict=True):
             np.testing.assert_array_equal(a, b)
-    assert rows(runs["one"]) == rows(runs["resumed"])
+    assert metrics_rows(runs["one"]) == metrics_rows(runs["resumed"])
 
 
 def test_two_devices_train_one_devices_run(runs):
     for name in ("generator", "critic"):
-        for a, b in zip(weights(runs["one"], name), weights(runs["two"], name), strict=True):
+        for a, b in zip(saved_weights(runs["one"], name), saved_weights(runs["two"], name), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
-    for a, b in zip(rows(runs["one"]), rows(runs["two"]), strict=True):
+    for a, b in zip(metrics_rows(runs["one"]), metrics_rows(runs["two"]), strict=True):
         for key in ("wasserstein", "class_loss", "generated_class_loss"):
             np.testing.assert_allclose(float(a[key]), float(b[key]), rtol=1e-4, atol=1e-6)
 

@@ -2,7 +2,6 @@
 DiffAugment, KID, cached reference features and ``--eval-every``. The training paths run as users
 run them, ``wgan-tf train`` in fresh processes, on ../shared/data/flowers when it is there (a small
 labelled folder made here otherwise) at 16x16."""
-import csv
 import math
 import os
 
@@ -11,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import TINY_FLAGS, labelled_photo_folder, photos, user_env, wgan_tf
+from helpers import (TINY_FLAGS, labelled_photo_folder, metrics_rows, photos, saved_weights,
+                     user_env, wgan_tf)
 from wgan_tf import augment, ema, metrics, quality
 from wgan_tf.data import folder_source
 
@@ -29,14 +29,6 @@ def cache_home(tmp_path_factory):
     return str(tmp_path_factory.mktemp("cache-home"))
 
 
-def rows(run_dir):
-    with open(os.path.join(run_dir, "metrics.csv"), newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def weights(run_dir, name):
-    model = keras.saving.load_model(os.path.join(run_dir, f"{name}.keras"), compile=False)
-    return [w.numpy() for w in model.weights]
 
 
 # -- photos as a dataset ---------------------------------------------------------------------------
@@ -141,11 +133,11 @@ def photo_runs(tmp_path_factory, photo_spec, cache_home):
 
 def test_ema_and_augmentation_resume_exactly(photo_runs):
     for name in ("generator", "generator_ema", "critic"):
-        for a, b in zip(weights(photo_runs["one"], name), weights(photo_runs["resumed"], name),
+        for a, b in zip(saved_weights(photo_runs["one"], name), saved_weights(photo_runs["resumed"], name),
                         strict=True):
             np.testing.assert_array_equal(a, b)
-    assert [r["wasserstein"] for r in rows(photo_runs["one"])] == \
-        [r["wasserstein"] for r in rows(photo_runs["resumed"])]
+    assert [r["wasserstein"] for r in metrics_rows(photo_runs["one"])] == \
+        [r["wasserstein"] for r in metrics_rows(photo_runs["resumed"])]
 
 
 def test_ema_and_augmentation_are_the_same_on_two_devices(photo_runs):
@@ -153,16 +145,16 @@ def test_ema_and_augmentation_are_the_same_on_two_devices(photo_runs):
     updated from the all-reduced weights: two replicas compute one device's run, up to the
     round-off of a different reduction order."""
     for name in ("generator", "generator_ema", "critic"):
-        for a, b in zip(weights(photo_runs["one"], name), weights(photo_runs["two"], name),
+        for a, b in zip(saved_weights(photo_runs["one"], name), saved_weights(photo_runs["two"], name),
                         strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
-    for a, b in zip(rows(photo_runs["one"]), rows(photo_runs["two"]), strict=True):
+    for a, b in zip(metrics_rows(photo_runs["one"]), metrics_rows(photo_runs["two"]), strict=True):
         np.testing.assert_allclose(float(a["wasserstein"]), float(b["wasserstein"]), rtol=1e-3,
                                    atol=1e-5)
 
 
 def test_eval_every_writes_the_ema_and_raw_measures(photo_runs):
-    logged = rows(photo_runs["one"])
+    logged = metrics_rows(photo_runs["one"])
     assert [int(r["generator_iteration"]) for r in logged] == [1, 2, 3, 4]
     for key in ("classifier_fd", "classifier_kid", "classifier_kid_std", "raw_classifier_fd"):
         values = [float(r[key]) for r in logged]

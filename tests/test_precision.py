@@ -2,7 +2,6 @@
 stopped run resumes bit-exactly, two devices compute one device's run within the arithmetic's
 round-off, float16's loss scale is logged and does not collapse, the gradient penalty's inner
 gradient is scaled, and an export serves float32 signatures."""
-import csv
 import math
 import os
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import TINY_FLAGS, wgan_tf
+from helpers import TINY_FLAGS, metrics_rows, saved_weights, wgan_tf
 from wgan_tf import lipschitz, precision
 
 pytestmark = pytest.mark.timeout(900)
@@ -20,14 +19,6 @@ GP_FLAGS = [*TINY_FLAGS, "--penalty", "gp", "--no-critic-boost", "--log-every", 
             "--checkpoint-every", 100]
 
 
-def rows(run_dir):
-    with open(os.path.join(run_dir, "metrics.csv"), newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def weights(run_dir, name):
-    model = keras.saving.load_model(os.path.join(run_dir, f"{name}.keras"), compile=False)
-    return [w.numpy() for w in model.weights]
 
 
 def _critic(policy, std, hidden=4):
@@ -73,11 +64,11 @@ def test_stop_and_resume_is_bit_exact(tmp_path, precision_name):
     rerun = wgan_tf("train", *flags, "--steps", 3, "--out", resumed)
     assert "resuming at generator iteration 2 of 3" in rerun.stdout
     for name in ("generator", "critic"):
-        for a, b in zip(weights(straight, name), weights(resumed, name), strict=True):
+        for a, b in zip(saved_weights(straight, name), saved_weights(resumed, name), strict=True):
             np.testing.assert_array_equal(a, b)
-    assert rows(straight) == rows(resumed)  # the float16 loss scales too: they are checkpointed
+    assert metrics_rows(straight) == metrics_rows(resumed)  # the float16 loss scales too: they are checkpointed
     if precision_name == "float16":
-        assert {"critic_loss_scale", "generator_loss_scale"} <= set(rows(straight)[0])
+        assert {"critic_loss_scale", "generator_loss_scale"} <= set(metrics_rows(straight)[0])
 
 
 def test_two_devices_compute_one_devices_run_in_bfloat16(tmp_path):
@@ -93,11 +84,11 @@ def test_two_devices_compute_one_devices_run_in_bfloat16(tmp_path):
         wgan_tf("train", *TINY_FLAGS, "--no-critic-boost", "--precision", "bfloat16", "--steps",
                 1, "--log-every", 1, "--devices", devices, "--out", runs[devices])
     for key in ("wasserstein", "critic_loss", "generator_loss"):
-        np.testing.assert_allclose(float(rows(runs[2])[0][key]), float(rows(runs[1])[0][key]),
+        np.testing.assert_allclose(float(metrics_rows(runs[2])[0][key]), float(metrics_rows(runs[1])[0][key]),
                                    rtol=1e-3, atol=1e-6)
     for name in ("generator", "critic"):
         difference = np.concatenate([np.abs(a - b).ravel() for a, b in zip(
-            weights(runs[1], name), weights(runs[2], name), strict=True)])
+            saved_weights(runs[1], name), saved_weights(runs[2], name), strict=True)])
         assert (difference > 1e-5).mean() < 0.05, name
         assert difference.max() <= 2 * 10 * 5e-5, name
 
@@ -108,14 +99,14 @@ def test_float16_loss_scale_settles_and_nothing_turns_nan(tmp_path):
     after that is finite."""
     run = str(tmp_path / "run")
     wgan_tf("train", *GP_FLAGS, "--precision", "float16", "--steps", 24, "--out", run)
-    logged = rows(run)
+    logged = metrics_rows(run)
     scales = [float(r["critic_loss_scale"]) for r in logged]
     assert scales[0] <= 2.0 ** 15 and min(scales) >= 1.0, scales
     assert scales[-1] == scales[-5], scales  # settled
     for row in logged[-5:]:
         assert all(math.isfinite(float(v)) for v in row.values()), row
     for name in ("generator", "critic"):
-        assert all(np.isfinite(w).all() for w in weights(run, name))
+        assert all(np.isfinite(w).all() for w in saved_weights(run, name))
 
 
 @pytest.mark.parametrize("model", ["gan", "wae", "vae"])
@@ -125,7 +116,7 @@ def test_every_family_trains_in_bfloat16(tmp_path, model):
     if model == "gan":
         flags += ["--no-critic-boost"]
     wgan_tf("train", *flags, "--out", tmp_path / "run")
-    for row in rows(tmp_path / "run"):
+    for row in metrics_rows(tmp_path / "run"):
         assert all(math.isfinite(float(v)) for v in row.values()), row
 
 

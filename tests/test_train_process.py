@@ -1,39 +1,25 @@
 """``wgan-tf train`` as users run it: in fresh processes, on several devices, stopped by signals,
 killed with ``kill -9``, and started twice on one run directory."""
-import csv
 import os
 import signal
 import time
 
-import keras
 import numpy as np
 import pytest
 
-from helpers import TINY_FLAGS, start_wgan_tf, wait_for, wgan_tf
+from helpers import (TINY_FLAGS, metrics_rows, saved_weights, start_wgan_tf, wait_for,
+                     wgan_tf)
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def metrics_rows(run_dir):
-    path = os.path.join(run_dir, "metrics.csv")
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def logged_iterations(run_dir):
     return [int(r["generator_iteration"]) for r in metrics_rows(run_dir)]
 
 
-def weights(run_dir, name="generator"):
-    model = keras.saving.load_model(os.path.join(run_dir, f"{name}.keras"), compile=False)
-    return [w.numpy() for w in model.weights]
-
-
 def assert_same_weights(a, b, **tolerance):
     for name in ("generator", "critic"):
-        for x, y in zip(weights(a, name), weights(b, name), strict=True):
+        for x, y in zip(saved_weights(a, name), saved_weights(b, name), strict=True):
             np.testing.assert_allclose(x, y, **(tolerance or dict(rtol=1e-6, atol=1e-7)))
 
 
@@ -177,7 +163,7 @@ def test_sigterm_stops_and_resumes_an_autoencoder(tmp_path):
     straight = str(tmp_path / "straight")
     wgan_tf("train", *WAE_FLAGS, "--steps", stopped_at + 2, "--out", straight)
     for name in ("encoder", "decoder"):
-        for x, y in zip(weights(run_dir, name), weights(straight, name), strict=True):
+        for x, y in zip(saved_weights(run_dir, name), saved_weights(straight, name), strict=True):
             np.testing.assert_array_equal(x, y)
 
 

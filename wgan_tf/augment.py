@@ -19,7 +19,6 @@ prior samples: a resumed run and any number of replicas apply the same transform
 import tensorflow as tf
 
 from wgan_tf import rng
-from wgan_tf.config import AUGMENT_POLICIES as POLICIES
 from wgan_tf.config import parse_augment as parse  # noqa: F401 (the module's public parser)
 TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5

@@ -25,7 +25,7 @@ import zlib
 import tensorflow as tf
 
 from wgan_tf import build, callbacks, data, distribute, quality, rundir
-from wgan_tf.config import TrainConfig, make_optimizer
+from wgan_tf.config import TrainConfig
 from wgan_tf.errors import ConfigError, Stopped
 from wgan_tf.generative import TrainingInterrupted
 
