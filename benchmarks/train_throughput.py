@@ -85,13 +85,13 @@ def matmul_rate(dtype=tf.float32, n=2048, repeats=10):
     return 2 * n ** 3 / best
 
 
-def build(arch, penalty, precision_name, image_size, batch, n_critic, jit, devices=1):
+def build(arch, penalty, precision_name, image_size, batch, n_critic, jit, devices=1, filters=64):
     strategy = distribute.make_strategy(devices)
     with strategy.scope():
         keras.utils.set_random_seed(0)
         with precision.policy(precision_name):
             generator, critic = models.build_pair(
-                arch, image_size, 3, 2 if arch == "mlp" else 100,
+                arch, image_size, 3, 2 if arch == "mlp" else 100, filters,
                 critic_normalization="layer" if penalty == "gp" else "batch",
                 point_dim=2 if arch == "mlp" else None)
         model = WGAN(generator, critic, n_critic=n_critic, penalty=penalty, critic_boost=False,
@@ -102,11 +102,11 @@ def build(arch, penalty, precision_name, image_size, batch, n_critic, jit, devic
 
 
 def throughput(jit, iterations, devices, image_size, batch, n_critic, penalty="clip",
-               precision_name="float32", arch="dcgan", warmup=3):
+               precision_name="float32", arch="dcgan", warmup=3, filters=64):
     """(generator iterations per second, model FLOP per iteration) of the step on a batch in
     memory, after ``warmup`` iterations (tracing)."""
     model, dataset = build(arch, penalty, precision_name, image_size, batch, n_critic, jit,
-                           devices)
+                           devices, filters)
     model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
     start = time.perf_counter()
     model.fit(dataset, steps_per_epoch=iterations, epochs=1, verbose=0, shuffle=False)
