@@ -60,16 +60,21 @@ SETTINGS_64 = {
                    "--precision", "bfloat16"]),
 }
 STEPS = {"flowers64": 3000}
-DEFAULT_STEPS = 3000
+DEFAULT_STEPS = 2000
+# --smoke (the docs test): every command end to end in seconds, on the same photographs.
+SMOKE = ["--image-size", "16", "--filters", "8", "--batch-size", "8", "--n-critic", "2",
+         "--eval-every", "2", "--eval-num", "32", "--log-every", "1", "--sample-every", "2",
+         "--checkpoint-every", "2", "--precision", "float32"]
 
 
-def flags(name, data=DATA):
+def flags(name, data=DATA, smoke=False):
     label, own = {**SETTINGS, **SETTINGS_64}[name]
-    # Later flags win in argparse: the 64x64 settings override COMMON's size.
-    return ["--dataset", f"folder:{os.path.normpath(data)}", *COMMON, *own]
+    # Later flags win in argparse: the 64x64 settings override COMMON's size, SMOKE both.
+    return ["--dataset", f"folder:{os.path.normpath(data)}", *COMMON, *own,
+            *(SMOKE if smoke else [])]
 
 
-def train(names, steps, runs, data=DATA, quiet=True):
+def train(names, steps, runs, data=DATA, quiet=True, smoke=False):
     """Trains ``names`` in turns of CHUNK iterations up to ``steps`` each (resuming)."""
     done = {name: 0 for name in names}
     while any(done[name] < steps.get(name, DEFAULT_STEPS) for name in names):
@@ -79,7 +84,7 @@ def train(names, steps, runs, data=DATA, quiet=True):
                 continue
             # Every photo decoded once, into the runs' own cache (the same pixels as decoding
             # each batch: only faster).
-            command = [_wgan_tf(), "train", *flags(name, data), "--steps", str(target),
+            command = [_wgan_tf(), "train", *flags(name, data, smoke), "--steps", str(target),
                        "--out", os.path.join(runs, name),
                        "--data-cache", os.path.join(runs, "data-cache")] + \
                 (["--quiet"] if quiet else [])
@@ -92,47 +97,45 @@ def _wgan_tf():
     return os.path.join(os.path.dirname(sys.executable), "wgan-tf")
 
 
-def seconds_per_iteration(name, iterations=5, data=DATA):
-    """(seconds per generator iteration in steady state, seconds per critic-only iteration) of a
-    setting, on a batch in memory, after warm-up."""
+def seconds_per_iteration(name, iterations=5, data=DATA, smoke=False):
+    """(seconds per generator iteration in steady state without the critic boost, seconds per
+    critic-only iteration) of a setting, on a batch in memory, after warm-up."""
     import tensorflow as tf
 
     from wgan_tf import build, distribute
-    from wgan_tf.arguments import COMMANDS
     from wgan_tf.cli import build_parser
     from wgan_tf.train import config_from_args
 
-    del COMMANDS
-    args = build_parser().parse_args(["train", *flags(name, data), "--out", "unused",
-                                      "--no-critic-boost"] if "clip" in name else
-                                     ["train", *flags(name, data), "--out", "unused"])
+    args = build_parser().parse_args(["train", *flags(name, data, smoke), "--out", "unused",
+                                      "--no-critic-boost"])
     config = config_from_args(args)
+    if config.conditional:
+        from wgan_tf.data import class_names
+
+        config.class_names = class_names(config.dataset)
     model = build.build_model(config, distribute.make_strategy(1))
     shape = [config.batch_size, config.image_size, config.image_size, config.channels]
-    batches = tf.data.Dataset.from_tensors(tf.random.uniform(shape, -1, 1)).repeat()
+    images = tf.random.uniform(shape, -1, 1)
+    element = (images, tf.zeros([config.batch_size], tf.int32)) if config.conditional else images
+    batches = tf.data.Dataset.from_tensors(element).repeat()
     model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)
     start = time.perf_counter()
     model.fit(batches, steps_per_epoch=iterations, epochs=1, verbose=0)
     step = (time.perf_counter() - start) / iterations
-    critic = None
-    if hasattr(model, "critic_step"):
-        iterator = iter(batches)
-        model.before_step  # noqa: B018 (the boost's function is the critic step alone)
-        critic_step = tf.function(lambda real: model.distributed(model.critic_step)(
-            real, model.critic_noise(config.batch_size, model.critic_iterations.value)))
-        real = next(iterator)
-        critic_step(real)
-        start = time.perf_counter()
-        for _ in range(iterations * config.n_critic):
-            critic_step(real)
-        critic = (time.perf_counter() - start) / (iterations * config.n_critic)
-    return step, critic
+    real = element
+    noise = model.critic_noise(config.batch_size, model.critic_iterations.value)
+    critic_step = tf.function(lambda: model.distributed(model.critic_step)(real, noise))
+    critic_step()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        critic_step()
+    return step, (time.perf_counter() - start) / iterations
 
 
-def speed(names, out):
+def speed(names, out, smoke=False):
     results = {}
     for name in names:
-        step, critic = seconds_per_iteration(name)
+        step, critic = seconds_per_iteration(name, smoke=smoke)
         results[name] = {"seconds_per_generator_iteration": step,
                          "seconds_per_critic_iteration": critic}
         print(name, results[name], flush=True)
@@ -294,13 +297,16 @@ def main():
                              f"64x64: {STEPS['flowers64']})")
     parser.add_argument("--only", nargs="+", choices=[*SETTINGS, *SETTINGS_64],
                         help="these runs only (default: the 32x32 comparison)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every command end to end in seconds (16x16, tiny networks)")
     args = parser.parse_args()
     names = args.only or list(SETTINGS)
     steps = {name: args.steps or STEPS.get(name, DEFAULT_STEPS) for name in names}
     if args.command in ("train", "all"):
-        train(names, steps, args.runs, args.data)
+        train(names, {n: 4 for n in names} if args.smoke else steps, args.runs, args.data,
+              smoke=args.smoke)
     if args.command in ("speed", "all"):
-        speed(names, args.out)
+        speed(names, args.out, args.smoke)
     if args.command in ("report", "all"):
         report([*SETTINGS, *SETTINGS_64] if not args.only else names, args.runs, args.out)
 

@@ -43,6 +43,18 @@ def test_labels_are_the_class_folders(tmp_path):
         folder_source.labelled_images(str(root), 16, 3)
 
 
+def test_labelled_batches_are_the_same_with_and_without_the_disk_cache(tmp_path):
+    from wgan_tf import data
+
+    spec = f"folder:{labelled_photo_folder(tmp_path / 'photos', per_class=5)}"
+    plain = next(iter(data.load(spec, 16, 8, 3, 0, labels=True)))
+    cached = next(iter(data.load(spec, 16, 8, 3, 0, labels=True, cache=str(tmp_path / "c"))))
+    assert cached[1].shape == (8,) and cached[1].dtype == tf.int32
+    np.testing.assert_array_equal(plain[1], cached[1])
+    np.testing.assert_array_equal(plain[0], cached[0])
+    np.testing.assert_array_equal(plain[0], next(iter(data.load(spec, 16, 8, 3, 0))))
+
+
 # -- generator EMA ---------------------------------------------------------------------------------
 
 def test_ema_is_the_warmed_up_average_of_every_generator_weight():

@@ -141,6 +141,7 @@ def random_access(items, image_size, batch_size, channels, seed, skip_batches, r
         def from_cache(idx):
             kept_images, kept = tf.numpy_function(gather, [idx], (tf.uint8, tf.int32))
             kept_images.set_shape([None, image_size, image_size, channels])
+            kept.set_shape([None])
             return fill(kept_images, batch_size, kept_labels=kept_labels(idx, kept))
 
         return finish(indices, from_cache)
