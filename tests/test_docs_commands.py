@@ -129,6 +129,9 @@ SCRIPT_FLAGS = {  # the smallest settings of each documented script: flag -> val
     "experiments/autoencoders.py": {"--steps": "2", "--filters": "8", "--seeds": "0",
                                     "--runs": "runs/smoke-autoencoders"},
     "experiments/critic_claims.py": {"--smoke": True},
+    "experiments/photos.py": {"--smoke": True},
+    "experiments/conditional.py": {"--smoke": True},
+    "experiments/precision.py": {"--toy-steps": "2", "--digits-steps": "2"},
 }
 
 
