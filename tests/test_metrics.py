@@ -151,6 +151,32 @@ def test_fid_with_a_weights_file(tmp_path, digits16):
     assert metrics.fid(a, a[::-1], path) == pytest.approx(0.0, abs=1e-6 * different)
 
 
+def test_inception_score_is_the_exponentiated_mean_kl():
+    """exp(E_x KL(p(y|x) || p(y))) per split: 1 when every sample has the same prediction, the
+    number of classes when each is sure and the classes are balanced."""
+    assert metrics.inception_score(np.full((20, 4), 0.25), splits=2) == (pytest.approx(1.0), 0.0)
+    sure = np.eye(4)[np.arange(48) % 4]  # every split of 12 balanced
+    mean, std = metrics.inception_score(sure, splits=4)
+    assert mean == pytest.approx(4.0, rel=1e-6) and std == pytest.approx(0.0, abs=1e-6)
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(5), size=30)
+    kl = np.sum(p * (np.log(p) - np.log(p.mean(axis=0))), axis=1)
+    assert metrics.inception_score(p, splits=1)[0] == pytest.approx(np.exp(kl.mean()))
+
+
+def test_evaluate_with_full_inception_weights_gives_fid_kid_and_is(tmp_path):
+    """The full weights file (with ImageNet's 1000 classes) adds the Inception Score; random
+    weights stand in for ImageNet's, through the same loader."""
+    path = str(tmp_path / "inception.weights.h5")
+    keras.applications.InceptionV3(weights=None, include_top=True).save_weights(path)
+    out = tmp_path / "eval.json"
+    assert cli.main(["evaluate", make_run(tmp_path / "run"), "--out", str(out), "--num", "12",
+                     "--inception-weights", path, "--cache-dir", str(tmp_path / "cache")]) == 0
+    results = json.loads(out.read_text())
+    assert {"fid", "kid", "kid_std", "inception_score", "inception_score_std"} <= set(results)
+    assert 1.0 <= results["inception_score"] <= 1000
+
+
 def make_run(path, dataset="digits", arch="dcgan"):
     """A run directory as training leaves it, with small untrained models."""
     point = dataset.startswith("toy:")
