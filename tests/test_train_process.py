@@ -220,15 +220,16 @@ def test_steps_per_execution_trains_the_same_run_and_stops_within_one_iteration(
     assert_same_weights(runs[1], runs[3], rtol=0, atol=0)
 
     run_dir = str(tmp_path / "stopped")
-    long = [*TINY_FLAGS, "--no-critic-boost", "--log-every", 1000, "--checkpoint-every", 1000,
-            "--steps-per-execution", 1000]
-    process = start_wgan_tf("train", *long, "--steps", 100000, "--out", run_dir)
+    call = 100000  # iterations per call: far more than the 8 s below can run on any machine
+    long = [*TINY_FLAGS, "--no-critic-boost", "--log-every", call, "--checkpoint-every", call,
+            "--steps-per-execution", call]
+    process = start_wgan_tf("train", *long, "--steps", 2 * call, "--out", run_dir)
     wait_for(lambda: os.path.exists(os.path.join(run_dir, "config.json")), what="the start",
              process=process)
-    time.sleep(8)  # inside the first call of 1000 iterations
+    time.sleep(8)  # inside the first call
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
     stopped_at = int(err.strip().splitlines()[-1].split("generator iteration ")[1].split()[0])
-    assert 0 < stopped_at < 1000, err
+    assert 0 < stopped_at < call, err
     assert os.path.exists(os.path.join(run_dir, "checkpoints", f"ckpt-{stopped_at}.index"))
