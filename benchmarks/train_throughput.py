@@ -102,9 +102,13 @@ def build(arch, penalty, precision_name, image_size, batch, n_critic, jit, devic
 
 
 def throughput(jit, iterations, devices, image_size, batch, n_critic, penalty="clip",
-               precision_name="float32", arch="dcgan", warmup=3, filters=64):
+               precision_name="float32", arch="dcgan", warmup=None, filters=64):
     """(generator iterations per second, model FLOP per iteration) of the step on a batch in
-    memory, after ``warmup`` iterations (tracing)."""
+    memory, after ``warmup`` iterations (default: as many as are timed). Tracing takes the first;
+    oneDNN's bfloat16 kernels are still being made for several more (a 64x64 bfloat16 step ran
+    at 2.0 s per iteration for iterations 4-8 and 1.2 s from then on), so a short warm-up
+    understates bfloat16 by half."""
+    warmup = max(3, iterations) if warmup is None else warmup
     model, dataset = build(arch, penalty, precision_name, image_size, batch, n_critic, jit,
                            devices, filters)
     model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
@@ -155,7 +159,8 @@ def torch_reference(arch, penalty, image_size, batch, n_critic, iterations):
         out = subprocess.run(
             [sys.executable, script, "--arch", arch, "--penalty", penalty, "--precision",
              precision_name, "--image-size", str(image_size), "--batch-size", str(batch),
-             "--n-critic", str(n_critic), "--iterations", str(iterations)],
+             "--n-critic", str(n_critic), "--iterations", str(iterations),
+             "--warmup", str(max(3, iterations))],  # the same warm-up as ours
             capture_output=True, text=True, check=True).stdout
         report = json.loads(out[out.index("{"):])
         if not report["available"]:
