@@ -46,7 +46,7 @@ saved-model: install
 	$(BIN)/wgan-tf export $(DEMO)/run --out $(SAVED_MODELS)/wgan --version 1
 
 # The committed colour model, saved_models/flowers/1/: WGAN-GP with a generator EMA on the flowers
-# photographs (../shared/data/flowers) at 64x64, a DCGAN of 32 base filters in bfloat16, 3000
+# photographs (../shared/data/flowers) at 64x64, a DCGAN of 32 base filters in bfloat16, 2500
 # generator iterations from seed 0: experiments/photos.py's flowers64 run (hours on 2 CPU cores;
 # rerunning resumes it), exported from its EMA. tests/test_saved_model.py checks that it loads,
 # serves and is small; it does not retrain it.

@@ -6,7 +6,7 @@ flowers (32x32, five classes; the runs of experiments/photos.py).
     python experiments/conditional.py report    # JSON and figures
     python experiments/conditional.py all
 
-Digits: WGAN-GP's DCGAN at 64 base filters, 3,000 generator iterations, seed 0, three runs: the
+Digits: WGAN-GP's DCGAN at 64 base filters, 2,000 generator iterations, seed 0, three runs: the
 unconditional model; the conditional one with the paper's weights for the auxiliary classifier's
 cross-entropy (1 in the critic's loss, 0.1 in the generator's); and the conditional one with 1 in
 the generator's (``--generated-class-weight 1``). Flowers: photos.py's ``wgan-gp`` and
@@ -42,7 +42,7 @@ DIGITS = ["--dataset", "digits", "--image-size", "16", "--channels", "1", "--fil
 SMOKE = ["--filters", "8", "--batch-size", "8", "--n-critic", "2", "--log-every", "1",
          "--sample-every", "2", "--checkpoint-every", "2", "--eval-every", "2", "--eval-num",
          "32"]
-STEPS = 3000
+STEPS = 2000
 DIGIT_RUNS = {  # name -> (label, flags)
     "digits-unconditional": ("unconditional", []),
     "digits-conditional": ("conditional, the paper's weights (1, 0.1)", ["--conditional"]),

@@ -20,7 +20,8 @@ measured by benchmarks/input_pipeline.py); the wall-clock axis is iterations tim
 critic boost of the clipped WGAN included, so it does not depend on what else the machine was
 doing during the long runs. ``report`` writes docs/results/photos.json,
 docs/figures/photos-curves.png (quality against iterations and against time) and
-docs/figures/photos-samples.png (the runs' sample grids side by side at the same iterations).
+docs/figures/photos-samples.png (the runs' sample grids side by side at the same iterations) and,
+where the committed colour model exists, docs/figures/flowers-model.png (its first 64 seeds).
 """
 import argparse
 import csv
@@ -34,6 +35,7 @@ import time
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
                     "flowers")
 RUNS = "runs/photos"
+MODEL = "saved_models/flowers/1"  # the committed colour model (make saved-model-flowers)
 OUT = "docs"
 CHUNK = 500
 EVAL_EVERY = 250
@@ -53,14 +55,14 @@ SETTINGS = {
     "wgan-gp-conditional": ("WGAN-GP, conditional", ["--penalty", "gp", "--conditional"]),
 }
 # The best setting at 64x64: the committed colour model (Makefile: saved-model-flowers). A DCGAN
-# of 32 base filters, bfloat16 (measured 2x float32 on this CPU at this size).
+# of 32 base filters, bfloat16 (1.9x float32 on a CPU with AMX: docs/BENCHMARKS.md).
 SETTINGS_64 = {
     "flowers64": ("WGAN-GP + EMA, 64x64",
                   ["--penalty", "gp", "--image-size", "64", "--filters", "32",
                    "--precision", "bfloat16"]),
 }
-STEPS = {"flowers64": 3000}
-DEFAULT_STEPS = 2000
+STEPS = {"flowers64": 2500}
+DEFAULT_STEPS = 1000
 # --smoke (the docs test): every command end to end in seconds, on the same photographs.
 SMOKE = ["--image-size", "16", "--filters", "8", "--batch-size", "8", "--n-critic", "2",
          "--eval-every", "2", "--eval-num", "32", "--log-every", "1", "--sample-every", "2",
@@ -264,6 +266,21 @@ def samples_figure(results, runs, path):
     _savefig(fig, path)
 
 
+def model_figure(model_dir, path, count=64):
+    """The committed colour model's images of seeds 0..count-1, through the exported
+    ``from_seeds`` signature the server answers with (what ``wgan-tf generate --model-name
+    flowers --seed 0`` returns)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from wgan_tf import pictures
+
+    model = tf.saved_model.load(model_dir)
+    images = model.signatures["from_seeds"](seeds=np.arange(count, dtype=np.int64))["images"]
+    pictures.save_png(pictures.grid(images.numpy(), columns=8), path)
+    print(path)
+
+
 def _grid_iterations(runs, name):
     folder = os.path.join(runs, name, "samples")
     return [int(f[5:11]) for f in os.listdir(folder) if f.startswith("iter_")] \
@@ -297,6 +314,9 @@ def main():
                              f"64x64: {STEPS['flowers64']})")
     parser.add_argument("--only", nargs="+", choices=[*SETTINGS, *SETTINGS_64],
                         help="these runs only (default: the 32x32 comparison)")
+    parser.add_argument("--model", default=MODEL,
+                        help="report: the exported colour model whose samples make "
+                             "figures/flowers-model.png, where it exists (default %(default)s)")
     parser.add_argument("--smoke", action="store_true",
                         help="every command end to end in seconds (16x16, tiny networks)")
     args = parser.parse_args()
@@ -309,6 +329,8 @@ def main():
         speed(names, args.out, args.smoke)
     if args.command in ("report", "all"):
         report([*SETTINGS, *SETTINGS_64] if not args.only else names, args.runs, args.out)
+        if os.path.exists(os.path.join(args.model, "saved_model.pb")):
+            model_figure(args.model, os.path.join(args.out, "figures", "flowers-model.png"))
 
 
 if __name__ == "__main__":

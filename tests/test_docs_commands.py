@@ -53,6 +53,10 @@ NOT_RUNNABLE = [
      "server answers the same API and its configs are checked in test_serving.py"),
     (r"^kubectl\b", "no Kubernetes cluster here; tests/test_deploy.py validates the manifests "
      "against kubeflow-training's TFJob model"),
+    (r"^\.venv/bin/pip install -e '\.\[bench\]'", "installs the optional PyTorch (the bench "
+     "extra, hundreds of MB) for the benchmark's comparison columns; the benchmark's documented "
+     "runs here use --no-torch, and tests/test_torch_reference.py runs the reference where "
+     "torch is installed"),
     (r"^TF_CONFIG=", "one worker of a job across hosts; tests/test_multi_worker.py runs such jobs "
      "as processes on localhost"),
 ]
