@@ -120,7 +120,9 @@ def seconds_per_iteration(name, iterations=5, data=DATA, smoke=False):
     images = tf.random.uniform(shape, -1, 1)
     element = (images, tf.zeros([config.batch_size], tf.int32)) if config.conditional else images
     batches = tf.data.Dataset.from_tensors(element).repeat()
-    model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)
+    # Warm-up as long as the timing: oneDNN makes bfloat16 kernels for several iterations after
+    # tracing (benchmarks/train_throughput.py).
+    model.fit(batches, steps_per_epoch=max(2, iterations), epochs=1, verbose=0)
     start = time.perf_counter()
     model.fit(batches, steps_per_epoch=iterations, epochs=1, verbose=0)
     step = (time.perf_counter() - start) / iterations
