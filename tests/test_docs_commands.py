@@ -304,7 +304,8 @@ def run_command(sandbox, command):
     elif program == ".venv/bin/python":
         script = argv[1]
         assert script in SCRIPT_FLAGS, f"no smallest settings for {script} in SCRIPT_FLAGS"
-        rest = argv[2:]
+        # Paths into ../shared (the photos) are the repository's neighbour, not the sandbox's.
+        rest = [str((ROOT / a).resolve()) if a.startswith("../shared/") else a for a in argv[2:]]
         for name, value in SCRIPT_FLAGS[script].items():
             if value is True:
                 rest = rest if name in rest else rest + [name]
