@@ -239,3 +239,19 @@ def test_reference_features_are_cached_and_follow_the_data(tmp_path, monkeypatch
     changed = features()
     assert len(computed) == 3  # a changed file is other data
     assert not np.array_equal(changed, first)
+
+
+def test_the_folder_classifier_is_found_again_for_a_copy_of_the_photos(tmp_path):
+    """Keyed by names and sizes: a copy (another path, new modification times: a CI checkout, a
+    re-created mount) finds the cached classifier, so its FDs stay comparable; a changed file
+    does not."""
+    import shutil
+
+    root = labelled_photo_folder(tmp_path / "photos", per_class=3)
+    copy = tmp_path / "elsewhere" / "photos"
+    shutil.copytree(root, copy)  # new modification times
+    os.utime(copy / "daisy" / "000.jpg", (1, 1))
+    assert metrics._folder_key(str(copy)) == metrics._folder_key(str(root))
+    picture = copy / "daisy" / "000.jpg"
+    picture.write_bytes(picture.read_bytes() + b"\0")
+    assert metrics._folder_key(str(copy)) != metrics._folder_key(str(root))

@@ -397,17 +397,20 @@ def train_folder_classifier(root, image_size=64, channels=3):
 
 
 def _folder_key(root):
+    """The folder's file names and sizes: the same photographs copied elsewhere (another machine,
+    a CI checkout, a re-created mount: new paths and modification times) find the same classifier,
+    so their Fréchet distances stay comparable and it is not trained again."""
     from wgan_tf.data.folder_source import FolderItems
 
-    identity = json.dumps(FolderItems(root).identity).encode()
-    return hashlib.sha1(identity).hexdigest()[:12]
+    files = [(name, size) for name, size, _ in FolderItems(root).identity[-1]]
+    return hashlib.sha1(json.dumps(files).encode()).hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=8)
 def folder_classifier(root, image_size=64, channels=3, cache_dir=None):
     """The classifier of a labelled photo folder for this image shape, ``images in [-1, 1] ->
     [features [N, 128], class probabilities]``: loaded from ``cache_dir`` (default
-    ``default_cache_dir()``), keyed by the folder's files (names, sizes, modification times) and
+    ``default_cache_dir()``), keyed by the folder's files (names and sizes, so a copy finds it) and
     the shape, or trained there first (minutes on a CPU). Its held-out accuracy is in
     ``folder_classifier_info``. Features of a network trained on the data itself: its Fréchet
     distances are comparable between runs on the same folder, not with published FIDs."""
