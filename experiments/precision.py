@@ -1,8 +1,9 @@
 """Quality under mixed precision: the same runs in float32, bfloat16 and float16, measured.
 
-    python experiments/precision.py [--toy-steps 1000] [--digits-steps 500]
+    python experiments/precision.py [--toy-steps 1000] [--digits-steps 500] [--trace-steps 2000]
+        [--precisions float32,bfloat16[,float16]]
 
-Two settings, each trained three times (``--precision float32|bfloat16|float16``), same seed:
+Two settings for quality, each trained once per precision (``--precision``), same seed:
 
 - the README's toy command, ``wgan-tf train --dataset toy:25gaussians --arch mlp --penalty gp``
   (``--toy-steps`` generator iterations; the README's runs 100,000), measured by the exact W1 of
@@ -10,13 +11,15 @@ Two settings, each trained three times (``--precision float32|bfloat16|float16``
 - the demo's setting (``make demo``: WGAN-GP's DCGAN on the digits at 16x16; ``--digits-steps``
   generator iterations, the demo runs 1,000), measured by the digits classifier's FD and KID.
 
-The defaults (1,000 and 500 iterations) are what 2 CPU cores allowed beside the other runs; float16
-has no fast kernels on a CPU, so its runs are the slow ones.
+float16 joins them only where a GPU is present (or ``--precisions`` names it): a CPU has no fast
+float16 kernels, and these runs took 20 s or more per toy iteration here (float32: 0.09 s).
 
-The float16 runs train with loss scaling (``wgan_tf.precision``): their ``critic_loss_scale`` and
-``generator_loss_scale`` columns of metrics.csv are the loss-scale trace, plotted with the critic
-loss. Writes docs/results/precision.json and docs/figures/precision-loss-scale.png. On a CPU
-float16 has no fast kernels (it is for GPUs): the float16 runs show the arithmetic, not the speed.
+The float16 trace: WGAN-GP with the gradient penalty in float16 for ``--trace-steps`` generator
+iterations on the digits (a small DCGAN: 8 base filters, batch 16, so that it runs on a CPU),
+logged every 5: its ``critic_loss_scale`` and ``generator_loss_scale`` columns (the package's loss
+scaling, the penalty's inner gradient included) show whether the scale collapses or a value turns
+NaN, as GP runs under mixed precision are known to (tensorflow#48662, StudioGAN #175 at ~1,500
+steps). Writes docs/results/precision.json and docs/figures/precision-loss-scale.png.
 """
 import argparse
 import csv
@@ -28,6 +31,9 @@ import sys
 RUNS = "runs/precision"
 OUT = "docs"
 PRECISIONS = ("float32", "bfloat16", "float16")
+TRACE = ["--dataset", "digits", "--image-size", "16", "--channels", "1", "--penalty", "gp",
+         "--filters", "8", "--batch-size", "16", "--log-every", "5", "--sample-every", "500",
+         "--checkpoint-every", "500", "--seed", "0", "--precision", "float16"]
 TOY = ["--dataset", "toy:25gaussians", "--arch", "mlp", "--penalty", "gp", "--log-every", "10",
        "--sample-every", "500", "--checkpoint-every", "500", "--seed", "0"]
 DIGITS = ["--dataset", "digits", "--image-size", "16", "--channels", "1", "--penalty", "gp",
@@ -45,10 +51,11 @@ def rows(run_dir):
         return list(csv.DictReader(f))
 
 
-def run(runs, toy_steps, digits_steps):
-    results = {"toy_steps": toy_steps, "digits_steps": digits_steps, "toy": {}, "digits": {}}
+def run(runs, toy_steps, digits_steps, trace_steps, precisions):
+    results = {"toy_steps": toy_steps, "digits_steps": digits_steps, "trace_steps": trace_steps,
+               "toy": {}, "digits": {}}
     for setting, flags, steps in (("toy", TOY, toy_steps), ("digits", DIGITS, digits_steps)):
-        for name in PRECISIONS:
+        for name in precisions:
             run_dir = os.path.join(runs, f"{setting}-{name}")
             wgan_tf("train", *flags, "--precision", name, "--steps", steps, "--out", run_dir,
                     "--quiet")
@@ -58,15 +65,17 @@ def run(runs, toy_steps, digits_steps):
                 measured = json.load(f)
             keys = ("w1", "modes_covered", "high_quality") if setting == "toy" else (
                 "classifier_fd", "classifier_kid", "mode_coverage")
-            entry = {k: measured.get(k) for k in keys}
-            logged = rows(run_dir)
-            if name == "float16":
-                entry["loss_scale_trace"] = {
-                    key: [(int(r["generator_iteration"]), float(r[key])) for r in logged]
-                    for key in ("critic_loss_scale", "generator_loss_scale")}
-                entry["non_finite_logged_values"] = sum(
-                    1 for r in logged for v in r.values() if v in ("nan", "inf", "-inf"))
-            results[setting][name] = entry
+            results[setting][name] = {k: measured.get(k) for k in keys}
+    run_dir = os.path.join(runs, "trace-float16")
+    wgan_tf("train", *TRACE, "--steps", trace_steps, "--out", run_dir, "--quiet")
+    logged = rows(run_dir)
+    results["float16_trace"] = {
+        "flags": TRACE,
+        "loss_scale_trace": {key: [(int(r["generator_iteration"]), float(r[key])) for r in logged]
+                             for key in ("critic_loss_scale", "generator_loss_scale")},
+        "wasserstein": [(int(r["generator_iteration"]), float(r["wasserstein"])) for r in logged],
+        "non_finite_logged_values": sum(1 for r in logged for v in r.values()
+                                        if v in ("nan", "inf", "-inf"))}
     return results
 
 
@@ -76,22 +85,33 @@ def figure(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, setting in zip(axes, ("toy", "digits")):
-        trace = results[setting].get("float16", {}).get("loss_scale_trace", {})
-        for key, points in trace.items():
-            ax.plot([p[0] for p in points], [p[1] for p in points], label=key)
-        ax.set_yscale("log", base=2)
+    trace = results["float16_trace"]
+    fig, (scale_ax, estimate_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, points in trace["loss_scale_trace"].items():
+        scale_ax.plot([p[0] for p in points], [p[1] for p in points], label=key)
+    scale_ax.set_yscale("log", base=2)
+    scale_ax.set_ylabel("loss scale")
+    scale_ax.set_title("float16 WGAN-GP: loss scales (the penalty's inner gradient scaled too)",
+                       fontsize=8)
+    scale_ax.legend(fontsize=7)
+    points = trace["wasserstein"]
+    estimate_ax.plot([p[0] for p in points], [p[1] for p in points])
+    estimate_ax.set_ylabel("critic's W estimate")
+    estimate_ax.set_title(f"the same run: {trace['non_finite_logged_values']} non-finite logged "
+                          "values", fontsize=8)
+    for ax in (scale_ax, estimate_ax):
         ax.set_xlabel("generator iteration")
-        ax.set_ylabel("loss scale")
-        ax.set_title(f"float16, {setting}: loss scale (the penalty's inner gradient scaled too)",
-                     fontsize=8)
-        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def default_precisions():
+    import tensorflow as tf
+
+    return PRECISIONS if tf.config.list_physical_devices("GPU") else PRECISIONS[:2]
 
 
 def main():
@@ -100,8 +120,16 @@ def main():
     parser.add_argument("--out", default=OUT)
     parser.add_argument("--toy-steps", type=int, default=1000)
     parser.add_argument("--digits-steps", type=int, default=500)
+    parser.add_argument("--trace-steps", type=int, default=2000)
+    parser.add_argument("--precisions", default=None,
+                        help="of the quality runs (default: float32,bfloat16, and float16 where "
+                             "a GPU is present)")
     args = parser.parse_args()
-    results = run(args.runs, args.toy_steps, args.digits_steps)
+    precisions = args.precisions.split(",") if args.precisions else default_precisions()
+    unknown = set(precisions) - set(PRECISIONS)
+    if unknown:
+        parser.error(f"unknown precision {sorted(unknown)[0]!r}: choose from {', '.join(PRECISIONS)}")
+    results = run(args.runs, args.toy_steps, args.digits_steps, args.trace_steps, precisions)
     path = os.path.join(args.out, "results", "precision.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:

@@ -135,7 +135,7 @@ SCRIPT_FLAGS = {  # the smallest settings of each documented script: flag -> val
     "experiments/critic_claims.py": {"--smoke": True},
     "experiments/photos.py": {"--smoke": True},
     "experiments/conditional.py": {"--smoke": True},
-    "experiments/precision.py": {"--toy-steps": "2", "--digits-steps": "2"},
+    "experiments/precision.py": {"--toy-steps": "2", "--digits-steps": "2", "--trace-steps": "2"},
 }
 
 
