@@ -19,7 +19,7 @@ iterations on the digits (a small DCGAN: 8 base filters, batch 16, so that it ru
 logged every 5: its ``critic_loss_scale`` and ``generator_loss_scale`` columns (the package's loss
 scaling, the penalty's inner gradient included) show whether the scale collapses or a value turns
 NaN, as GP runs under mixed precision are known to (tensorflow#48662, StudioGAN #175 at ~1,500
-steps). Writes docs/results/precision.json and docs/figures/precision-loss-scale.png.
+steps); the same run in float32 beside it is the control for its critic's estimate. Writes docs/results/precision.json and docs/figures/precision-loss-scale.png.
 """
 import argparse
 import csv
@@ -33,7 +33,7 @@ OUT = "docs"
 PRECISIONS = ("float32", "bfloat16", "float16")
 TRACE = ["--dataset", "digits", "--image-size", "16", "--channels", "1", "--penalty", "gp",
          "--filters", "8", "--batch-size", "16", "--log-every", "5", "--sample-every", "500",
-         "--checkpoint-every", "500", "--seed", "0", "--precision", "float16"]
+         "--checkpoint-every", "500", "--seed", "0"]
 TOY = ["--dataset", "toy:25gaussians", "--arch", "mlp", "--penalty", "gp", "--log-every", "10",
        "--sample-every", "500", "--checkpoint-every", "500", "--seed", "0"]
 DIGITS = ["--dataset", "digits", "--image-size", "16", "--channels", "1", "--penalty", "gp",
@@ -66,16 +66,21 @@ def run(runs, toy_steps, digits_steps, trace_steps, precisions):
             keys = ("w1", "modes_covered", "high_quality") if setting == "toy" else (
                 "classifier_fd", "classifier_kid", "mode_coverage")
             results[setting][name] = {k: measured.get(k) for k in keys}
-    run_dir = os.path.join(runs, "trace-float16")
-    wgan_tf("train", *TRACE, "--steps", trace_steps, "--out", run_dir, "--quiet")
-    logged = rows(run_dir)
-    results["float16_trace"] = {
-        "flags": TRACE,
-        "loss_scale_trace": {key: [(int(r["generator_iteration"]), float(r[key])) for r in logged]
-                             for key in ("critic_loss_scale", "generator_loss_scale")},
-        "wasserstein": [(int(r["generator_iteration"]), float(r["wasserstein"])) for r in logged],
-        "non_finite_logged_values": sum(1 for r in logged for v in r.values()
-                                        if v in ("nan", "inf", "-inf"))}
+    for name in ("float16", "float32"):  # float32: the same run without loss scaling, the control
+        run_dir = os.path.join(runs, f"trace-{name}")
+        wgan_tf("train", *TRACE, "--precision", name, "--steps", trace_steps, "--out", run_dir,
+                "--quiet")
+        logged = rows(run_dir)
+        trace = {"flags": [*TRACE, "--precision", name],
+                 "wasserstein": [(int(r["generator_iteration"]), float(r["wasserstein"]))
+                                 for r in logged],
+                 "non_finite_logged_values": sum(1 for r in logged for v in r.values()
+                                                 if v in ("nan", "inf", "-inf"))}
+        if name == "float16":
+            trace["loss_scale_trace"] = {
+                key: [(int(r["generator_iteration"]), float(r[key])) for r in logged]
+                for key in ("critic_loss_scale", "generator_loss_scale")}
+        results[f"{name}_trace"] = trace
     return results
 
 
@@ -94,11 +99,13 @@ def figure(results, path):
     scale_ax.set_title("float16 WGAN-GP: loss scales (the penalty's inner gradient scaled too)",
                        fontsize=8)
     scale_ax.legend(fontsize=7)
-    points = trace["wasserstein"]
-    estimate_ax.plot([p[0] for p in points], [p[1] for p in points])
+    for name in ("float16", "float32"):
+        points = results[f"{name}_trace"]["wasserstein"]
+        estimate_ax.plot([p[0] for p in points], [p[1] for p in points], label=name)
     estimate_ax.set_ylabel("critic's W estimate")
-    estimate_ax.set_title(f"the same run: {trace['non_finite_logged_values']} non-finite logged "
-                          "values", fontsize=8)
+    estimate_ax.set_title(f"the same run in float16 ({trace['non_finite_logged_values']} "
+                          "non-finite logged values) and float32", fontsize=8)
+    estimate_ax.legend(fontsize=7)
     for ax in (scale_ax, estimate_ax):
         ax.set_xlabel("generator iteration")
         ax.grid(alpha=0.3)
