@@ -254,7 +254,7 @@ def samples_figure(results, runs, path):
         return
     fig, axes = plt.subplots(len(names), len(shown), figsize=(3 * len(shown), 3 * len(names)),
                              squeeze=False)
-    for row, name in zip(axes, names):
+    for r, (row, name) in enumerate(zip(axes, names)):
         for ax, iteration in zip(row, shown):
             grid = Image.open(os.path.join(runs, name, "samples", f"iter_{iteration:06d}.png"))
             ax.imshow(grid)
@@ -262,7 +262,7 @@ def samples_figure(results, runs, path):
             ax.set_yticks([])
             if ax is row[0]:
                 ax.set_ylabel(results["runs"][name]["label"] + " + EMA", fontsize=8)
-            if row is axes[0]:
+            if r == 0:  # (a row of a 2-D array of axes is a new view each time: not "is")
                 ax.set_title(f"generator iteration {iteration}", fontsize=9)
     fig.tight_layout()
     _savefig(fig, path)
