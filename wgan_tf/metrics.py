@@ -402,8 +402,7 @@ def _folder_key(root):
     so their Fréchet distances stay comparable and it is not trained again."""
     from wgan_tf.data.folder_source import FolderItems
 
-    files = [(name, size) for name, size, _ in FolderItems(root).identity[-1]]
-    return hashlib.sha1(json.dumps(files).encode()).hexdigest()[:12]
+    return hashlib.sha1(json.dumps(FolderItems(root).contents).encode()).hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=8)

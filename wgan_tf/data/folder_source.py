@@ -41,6 +41,12 @@ class FolderItems:
         self._where = [os.path.abspath(root), num_shards, shard_index]
 
     @property
+    def contents(self):
+        """Names and sizes: the photographs themselves, wherever they were copied to (what the
+        evaluation classifier is keyed by)."""
+        return [(name, _size_and_mtime(path)[0]) for name, path in self._files]
+
+    @property
     def identity(self):
         """Names, sizes and modification times: what a disk cache must match."""
         return ["folder", *self._where,
