@@ -31,12 +31,17 @@ setup(
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["wgan_tf", "wgan_tf.*"]),
+    # The web page that `wgan-tf serve` sends on its REST port (wgan_tf/serving/page.py).
+    package_data={"wgan_tf.serving": ["page_files/*"]},
     python_requires=">=3.10,<3.13",
     install_requires=INSTALL_REQUIRES,
     extras_require={
         # kubeflow-training: the TFJob model that tests/test_deploy.py checks deploy/kubernetes
-        # against (test-only; training needs no Kubernetes client).
-        "dev": ["pytest==8.4.2", "pytest-timeout==2.4.0", "kubeflow-training==1.9.4"],
+        # against (test-only; training needs no Kubernetes client). selenium: drives Debian's
+        # chromium through Debian's chromedriver in tests/test_page.py (it downloads nothing
+        # when given both paths).
+        "dev": ["pytest==8.4.2", "pytest-timeout==2.4.0", "kubeflow-training==1.9.4",
+                "selenium==4.51.0"],
         "and-cuda": ["tensorflow[and-cuda]==2.21.0"],
         # benchmarks/torch_reference.py: the plain PyTorch step the training benchmark compares
         # against (optional; the benchmark skips it where torch is absent).

@@ -42,11 +42,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from wgan_tf import distribute, models, precision  # noqa: E402
+from wgan_tf import convolution, distribute, models, precision  # noqa: E402
 from wgan_tf.config import TOY_BATCH_SIZE, TrainConfig  # noqa: E402
 from wgan_tf.wgan import WGAN  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+AFTER_MAX_POSITIONS = convolution.MAX_POSITIONS
 _DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
 
 
@@ -102,21 +104,43 @@ def build(arch, penalty, precision_name, image_size, batch, n_critic, jit, devic
 
 
 def throughput(jit, iterations, devices, image_size, batch, n_critic, penalty="clip",
-               precision_name="float32", arch="dcgan", warmup=None, filters=64):
-    """(generator iterations per second, model FLOP per iteration) of the step on a batch in
-    memory, after ``warmup`` iterations (default: as many as are timed). Tracing takes the first;
-    oneDNN's bfloat16 kernels are still being made for several more (a 64x64 bfloat16 step ran
-    at 2.0 s per iteration for iterations 4-8 and 1.2 s from then on), so a short warm-up
-    understates bfloat16 by half."""
+               precision_name="float32", arch="dcgan", warmup=None, filters=64, before=False,
+               parts=False):
+    """(generator iterations per second, model FLOP per iteration, the step's time by part or
+    None) on a batch in memory, after ``warmup`` iterations (default: as many as are timed).
+    Tracing takes the first; oneDNN's bfloat16 kernels are still being made for several more (a
+    64x64 bfloat16 step ran at 2.0 s per iteration for iterations 4-8 and 1.2 s from then on),
+    so a short warm-up understates bfloat16 by half. The train function is called as ``fit``
+    calls it, timed without ``fit``'s own setup (about 0.6 s a call, once per run in
+    ``wgan-tf train``), as the PyTorch loop is timed. ``before``: the step as it was before
+    issue 23 (the filter gradient as TensorFlow's op everywhere, the critic called on each batch
+    apart). ``parts``: the ops' self-times by part (benchmarks/profile_step.py)."""
+    from wgan_tf import convolution
+
     warmup = max(3, iterations) if warmup is None else warmup
+    convolution.MAX_POSITIONS = 0 if before else AFTER_MAX_POSITIONS
     model, dataset = build(arch, penalty, precision_name, image_size, batch, n_critic, jit,
                            devices, filters)
-    model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
+    if before:
+        model.per_sample_critic = False
+    model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
+    function = model.make_train_function()
+    iterator = iter(model.distribute_strategy.experimental_distribute_dataset(dataset))
+    for _ in range(warmup):
+        function(iterator)
     start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=iterations, epochs=1, verbose=0, shuffle=False)
+    for _ in range(iterations):
+        function(iterator)
     elapsed = time.perf_counter() - start
-    return iterations / elapsed, flops_per_generator_iteration(model.generator, model.critic,
-                                                               batch, n_critic)
+    split = None
+    if parts:
+        from profile_step import by_part, op_stats
+
+        split = by_part(op_stats(function, iterator, max(1, iterations // 3)),
+                        max(1, iterations // 3))
+    convolution.MAX_POSITIONS = AFTER_MAX_POSITIONS
+    return (iterations / elapsed,
+            flops_per_generator_iteration(model.generator, model.critic, batch, n_critic), split)
 
 
 class _Timer(keras.callbacks.Callback):
@@ -153,12 +177,13 @@ def cli_iterations_per_second(precision_name, steps_per_execution, steps=300, ji
     return timer.rate()
 
 
-def torch_reference(arch, penalty, image_size, batch, n_critic, iterations):
+def torch_reference(arch, penalty, image_size, batch, n_critic, iterations,
+                    precisions=("float32", "bfloat16")):
     """The PyTorch step's iterations per second per precision (each in its own process, so that
     neither framework's threads wait on the other's), or None without torch."""
     script = os.path.join(HERE, "torch_reference.py")
     results = {}
-    for precision_name in ("float32", "bfloat16"):
+    for precision_name in precisions:
         out = subprocess.run(
             [sys.executable, script, "--arch", arch, "--penalty", penalty, "--precision",
              precision_name, "--image-size", str(image_size), "--batch-size", str(batch),
@@ -181,12 +206,20 @@ def main():
                         help="comma-separated: float32, bfloat16, float16 (default: float32 and "
                              "bfloat16, and float16 where a GPU is present)")
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="times ours (and PyTorch's) are timed, in turns; medians reported")
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=None,
                         help=f"default 64, {TOY_BATCH_SIZE} for mlp")
     parser.add_argument("--n-critic", type=int, default=5)
     parser.add_argument("--xla", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--before", action="store_true",
+                        help="also time the step as it was before issue 23 (TensorFlow's filter "
+                             "gradient everywhere, the critic called on each batch apart)")
+    parser.add_argument("--parts", action="store_true",
+                        help="the step's time by part (convolutions, batch norm, ...), from "
+                             "TensorFlow's profiler (benchmarks/profile_step.py)")
     parser.add_argument("--cli-steps", type=int, default=300,
                         help="mlp: generator iterations of the timed wgan_tf.train runs")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
@@ -198,43 +231,66 @@ def main():
     precisions = (args.precision.split(",") if args.precision else
                   ["float32", "bfloat16"] + (["float16"] if gpu else []))
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.xla]
+    variants = (False, True) if args.before else (False,)
     results = {"arch": args.arch, "penalty": penalty, "batch_size": batch,
                "image_size": None if args.arch == "mlp" else args.image_size,
-               "n_critic": args.n_critic, "gpu": gpu, "threads": os.cpu_count(), "runs": {}}
+               "n_critic": args.n_critic, "gpu": gpu, "threads": os.cpu_count(),
+               "rounds": args.rounds, "runs": {}}
     before = {p: matmul_rate(_DTYPES[p]) for p in precisions}
-    for precision_name in precisions:
-        for jit in modes:
-            its, flops = throughput(jit, args.iterations, args.devices, args.image_size, batch,
-                                    args.n_critic, penalty, precision_name, args.arch)
-            results["runs"][f"{precision_name}/xla_{'on' if jit else 'off'}"] = {
-                "generator_iterations_per_s": its, "model_gflops_per_iteration": flops / 1e9}
-            print(f"# {precision_name}, XLA {'on' if jit else 'off'}: {its:.4f} it/s",
-                  flush=True)
-    rates = {p: max(before[p], matmul_rate(_DTYPES[p])) for p in precisions}
-    results["matmul_gflops"] = {p: rate / 1e9 for p, rate in rates.items()}
-    for name, run in results["runs"].items():
-        flops = run["model_gflops_per_iteration"] * 1e9
-        run["achieved_gflops"] = run["generator_iterations_per_s"] * flops / 1e9
-        run["share_of_matmul_rate"] = (run["generator_iterations_per_s"] * flops
-                                       / rates[name.split("/")[0]]
-                                       if penalty == "clip" else None)
+    rates, torch_rates, parts = {}, {}, {}
+    for _ in range(args.rounds):
+        for precision_name in precisions:
+            for jit in modes:
+                for old in variants:
+                    key = (f"{precision_name}/xla_{'on' if jit else 'off'}"
+                           + ("/before" if old else ""))
+                    its, flops, split = throughput(
+                        jit, args.iterations, args.devices, args.image_size, batch,
+                        args.n_critic, penalty, precision_name, args.arch, before=old,
+                        parts=args.parts and key not in parts)
+                    rates.setdefault(key, []).append((its, flops))
+                    if split:
+                        parts[key] = split
+                    print(f"# {key}: {its:.4f} it/s", flush=True)
+            if not args.no_torch and precision_name in ("float32", "bfloat16"):
+                measured = torch_reference(args.arch, penalty, args.image_size, batch,
+                                           args.n_critic, args.iterations, (precision_name,))
+                if measured:
+                    torch_rates.setdefault(precision_name, []).append(measured[precision_name])
+                    print(f"# PyTorch {precision_name}: {measured[precision_name]:.4f} it/s",
+                          flush=True)
+    matmul = {p: max(before[p], matmul_rate(_DTYPES[p])) for p in precisions}
+    results["matmul_gflops"] = {p: rate / 1e9 for p, rate in matmul.items()}
+    for key, measured in rates.items():
+        its, flops = float(np.median([m[0] for m in measured])), measured[0][1]
+        results["runs"][key] = {
+            "generator_iterations_per_s": its, "seconds_per_generator_iteration": 1 / its,
+            "all_rounds": [m[0] for m in measured], "model_gflops_per_iteration": flops / 1e9,
+            "achieved_gflops": its * flops / 1e9,
+            "share_of_matmul_rate": (its * flops / matmul[key.split("/")[0]]
+                                     if penalty == "clip" else None)}
+        if key in parts:
+            results["runs"][key]["seconds_by_part"] = parts[key]
     if args.arch == "mlp":
         results["through_train"] = {
             f"{p}/steps_per_execution_{k}": cli_iterations_per_second(p, k, args.cli_steps)
             for p in precisions if p != "float16" for k in (1, 10)}
         print(f"# through wgan_tf.train: {results['through_train']}", flush=True)
-    if not args.no_torch:
-        torch_rates = torch_reference(args.arch, penalty, args.image_size, batch,
-                                      args.n_critic, args.iterations)
-        if torch_rates:
-            results["torch"] = torch_rates
-            ours = {p: max(results["runs"][k]["generator_iterations_per_s"]
-                           for k in results["runs"] if k.startswith(p + "/"))
-                    for p in torch_rates if any(k.startswith(p + "/") for k in results["runs"])}
-            results["ours_over_torch"] = {p: ours[p] / torch_rates[p] for p in ours}
-            if "through_train" in results:
-                results["train_over_torch_float32"] = {
-                    k: v / torch_rates["float32"] for k, v in results["through_train"].items()}
+    if torch_rates:
+        results["torch"] = {p: float(np.median(v)) for p, v in torch_rates.items()}
+        results["torch_all_rounds"] = torch_rates
+        ours = {p: max(run["generator_iterations_per_s"] for k, run in results["runs"].items()
+                       if k.startswith(p + "/") and not k.endswith("/before"))
+                for p in results["torch"]}
+        results["ours_over_torch"] = {p: ours[p] / results["torch"][p] for p in ours}
+        if args.before:
+            results["before_over_torch"] = {
+                p: max(run["generator_iterations_per_s"] for k, run in results["runs"].items()
+                       if k.startswith(p + "/") and k.endswith("/before")) / results["torch"][p]
+                for p in results["torch"]}
+        if "through_train" in results:
+            results["train_over_torch_float32"] = {
+                k: v / results["torch"]["float32"] for k, v in results["through_train"].items()}
     print(json.dumps(results, indent=2))
 
 

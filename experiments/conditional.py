@@ -1,28 +1,26 @@
-"""The WGAN-GP paper's conditional model, measured: does a generator asked for a class make it, and
-what does conditioning do to quality? On the built-in digits (16x16, ten classes) and on the
-flowers (32x32, five classes; the runs of experiments/photos.py).
+"""Conditional models, measured: does a generator asked for a class make it, and what does
+conditioning do to quality? The projection critic (the default, Miyato & Koyama 2018) against the
+WGAN-GP paper's auxiliary classifier (AC-GAN, with the paper's weights and with the generator's
+raised to 1) and the unconditional model, on the built-in digits (16x16, ten classes) and on the
+flowers (64x64, five classes).
 
-    python experiments/conditional.py train     # the digits runs (the flowers' are photos.py's)
-    python experiments/conditional.py report    # JSON and figures
+    python experiments/conditional.py train [--only NAME ...]   # train (or resume) the runs
+    python experiments/conditional.py report                   # JSON and figures
     python experiments/conditional.py all
 
-Digits: WGAN-GP's DCGAN at 64 base filters, 2,000 generator iterations, seed 0, three runs: the
-unconditional model; the conditional one with the paper's weights for the auxiliary classifier's
-cross-entropy (1 in the critic's loss, 0.1 in the generator's); and the conditional one with 1 in
-the generator's (``--generated-class-weight 1``). Flowers: photos.py's ``wgan-gp`` and
-``wgan-gp-conditional`` (the paper's weights).
+Digits: the demo's settings (WGAN-GP's DCGAN at 64 base filters, 16x16, seed 0), 1,500 generator
+iterations. Flowers: the photo recipe of experiments/recipes.py (``RECIPE``) for the iterations
+its run makes in the recipe experiment's budget; the unconditional run is that experiment's own.
 
-Each run is exported (``wgan-tf export``, the SavedModel that is served) and measured with
-``wgan-tf evaluate`` (2,000 samples; a conditional model's ask for every class in turn):
-``class_accuracy``, how often the dataset's own classifier (``wgan_tf.metrics``) assigns a sample
-to the class asked for (an unconditional model has none: chance is 1/10 or 1/5);
-``per_class_classifier_fd``, the Fréchet distance in that classifier's features between the real
-and the generated images of each class; and ``classifier_fd`` overall.
-
-Writes docs/results/conditional.json, docs/figures/conditional-digits.png and
-conditional-flowers.png (one row per class, the same seeds in every row, from the exported
-model's ``from_seeds`` signature) and conditional-interpolation.png (one strip per class along
-the spherical path between two seeds, from its ``interpolate`` signature).
+Each run is exported (``wgan-tf export``) and measured twice: with ``wgan-tf evaluate`` (2,000
+samples, every class in turn: ``class_accuracy`` by the dataset's own classifier,
+``per_class_classifier_fd``, ``classifier_fd`` and KID overall) and as an application gets it:
+``SERVED`` seeds of every class asked of ``wgan-tf serve`` over gRPC (experiments/served.py),
+given to the same classifier. Writes docs/results/conditional.json and, per conditional run,
+docs/figures/conditional-NAME.png (one row per class, the same seeds in every row, from the
+exported model's ``from_seeds``) and, for the projection runs,
+conditional-NAME-interpolation.png (one strip per class along the spherical path between two
+seeds, from ``interpolate``).
 """
 import argparse
 import json
@@ -33,24 +31,34 @@ import sys
 
 import numpy as np
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import recipes  # noqa: E402
+import served  # noqa: E402
+
 RUNS = "runs/conditional"
-PHOTO_RUNS = "runs/photos"
 OUT = "docs"
-DIGITS = ["--dataset", "digits", "--image-size", "16", "--channels", "1", "--filters", "64",
-          "--penalty", "gp", "--seed", "0", "--log-every", "50", "--sample-every", "500",
-          "--checkpoint-every", "500", "--eval-every", "500", "--eval-num", "2000"]
+DIGITS = ["--dataset", "digits", "--image-size", "16", "--channels", "1", "--penalty", "gp",
+          "--seed", "0", "--log-every", "50", "--sample-every", "500", "--checkpoint-every", "500",
+          "--eval-every", "500", "--eval-num", "2000"]
 SMOKE = ["--filters", "8", "--batch-size", "8", "--n-critic", "2", "--log-every", "1",
          "--sample-every", "2", "--checkpoint-every", "2", "--eval-every", "2", "--eval-num",
-         "32"]
-STEPS = 2000
-DIGIT_RUNS = {  # name -> (label, flags)
-    "digits-unconditional": ("unconditional", []),
-    "digits-conditional": ("conditional, the paper's weights (1, 0.1)", ["--conditional"]),
-    "digits-conditional-g1": ("conditional, generator's weight 1",
-                              ["--conditional", "--generated-class-weight", "1"]),
+         "32", "--image-size", "16", "--precision", "float32"]
+DIGIT_STEPS = 1500
+ACGAN = ["--conditional", "--conditioning", "acgan"]
+VARIANTS = {  # suffix -> (label, flags)
+    "unconditional": ("unconditional", []),
+    "projection": ("conditional, projection critic", ["--conditional"]),
+    "acgan": ("conditional, AC-GAN, the paper's weights (1, 0.1)", ACGAN),
+    "acgan-g1": ("conditional, AC-GAN, generator's weight 1",
+                 [*ACGAN, "--generated-class-weight", "1"]),
 }
-FLOWER_RUNS = {"wgan-gp": "unconditional",
-               "wgan-gp-conditional": "conditional, the paper's weights (1, 0.1)"}
+# The flowers: the photo recipe (experiments/recipes.py's winner), as many iterations as its run
+# there made in its budget.
+RECIPE = "lazy-augment"
+RECIPE_RUNS = recipes.RUNS
+SERVED = 50  # seeds per class asked of the server
 SEEDS = 8
 
 
@@ -60,10 +68,43 @@ def wgan_tf(*args, **kwargs):
     return subprocess.run(command, check=True, **kwargs)
 
 
-def train(runs, steps, smoke=False):
-    for name, (_, extra) in DIGIT_RUNS.items():
-        wgan_tf("train", *DIGITS, *extra, *(SMOKE if smoke else []), "--steps", steps,
-                "--out", os.path.join(runs, name), "--quiet")
+def runs_to_make(runs, recipe_runs, smoke=False):
+    """{name: (label, run directory, flags or None when the run is another experiment's)}."""
+    made = {}
+    for variant, (label, extra) in VARIANTS.items():
+        made[f"digits-{variant}"] = (label, os.path.join(runs, f"digits-{variant}"),
+                                     [*DIGITS, *extra, "--steps", DIGIT_STEPS])
+    flowers = [*recipes.flags(RECIPE), "--eval-every", "0"]
+    for variant, (label, extra) in VARIANTS.items():
+        if variant == "unconditional":
+            made["flowers-unconditional"] = (label, os.path.join(recipe_runs, RECIPE), None)
+        else:
+            made[f"flowers-{variant}"] = (label, os.path.join(runs, f"flowers-{variant}"),
+                                          [*flowers, *extra])
+    if smoke:
+        for name, (label, run_dir, flags) in made.items():
+            made[name] = (label, os.path.join(runs, name), [
+                *(flags or [*recipes.flags(RECIPE)]), *SMOKE, "--steps", 4])
+    return made
+
+
+def flower_steps(recipe_runs):
+    """The iterations of the recipe's own (unconditional) run in the recipe experiment."""
+    from photos import read_metrics
+
+    return int(read_metrics(os.path.join(recipe_runs, RECIPE))[-1]["generator_iteration"])
+
+
+def train(names, runs, recipe_runs, smoke=False):
+    made = runs_to_make(runs, recipe_runs, smoke)
+    for name in names:
+        _, run_dir, flags = made[name]
+        if flags is None:
+            continue
+        if name.startswith("flowers") and not smoke:
+            flags = [*flags, "--steps", flower_steps(recipe_runs),
+                     "--data-cache", os.path.join(recipe_runs, "data-cache")]
+        wgan_tf("train", *flags, "--out", run_dir, "--quiet")
 
 
 def measure(run_dir, num):
@@ -109,31 +150,36 @@ def interpolation_strips(model, seed_a=3, seed_b=11, steps=SEEDS):
     return pictures.grid(images, columns=steps)
 
 
-def report(runs, photo_runs, out, num=2000):
+def report(names, runs, recipe_runs, out, num=2000, served_per_class=SERVED, smoke=False):
     from wgan_tf import pictures
 
-    results, figures = {}, os.path.join(out, "figures")
+    made = runs_to_make(runs, recipe_runs, smoke)
+    path = os.path.join(out, "results", "conditional.json")
+    results = json.load(open(path)) if os.path.exists(path) and not smoke else {}
+    figures = os.path.join(out, "figures")
     os.makedirs(figures, exist_ok=True)
-    for dataset, where, names in (("digits", runs, {k: v[0] for k, v in DIGIT_RUNS.items()}),
-                                  ("flowers", photo_runs, FLOWER_RUNS)):
-        entry = {}
-        for name, label in names.items():
-            run_dir = os.path.join(where, name)
-            if not os.path.exists(os.path.join(run_dir, "config.json")):
-                continue
-            entry[name] = {"label": label, **measure(run_dir, num)}
-            if "unconditional" in name or name == "wgan-gp":
-                continue
-            model = export(run_dir, os.path.join(run_dir, "exported"))
-            grid, classes = class_grid(model)
+    for name in names:
+        label, run_dir, _ = made[name]
+        if not os.path.exists(os.path.join(run_dir, "config.json")):
+            continue
+        dataset = name.split("-")[0]
+        entry = {"label": label, **measure(run_dir, num)}
+        model = export(run_dir, os.path.join(run_dir, "exported"))
+        with open(os.path.join(run_dir, "config.json")) as f:
+            spec = json.load(f)["dataset"]
+        images, labels, classes = served.served_images(
+            os.path.join(run_dir, "exported"), served_per_class, per_class=True)
+        entry["served"] = served.measure(images, labels, spec, classes)
+        if classes:
+            grid, _ = class_grid(model)
             pictures.save_png(grid, os.path.join(figures, f"conditional-{name}.png"))
-            entry[name]["classes"] = classes
-            if name in ("digits-conditional-g1", "wgan-gp-conditional"):
+            entry["classes"] = classes
+            if name.endswith("projection"):
                 pictures.save_png(interpolation_strips(model),
                                   os.path.join(figures, f"conditional-{name}-interpolation.png"))
-        if entry:
-            results[dataset] = entry
-    path = os.path.join(out, "results", "conditional.json")
+        results.setdefault(dataset, {})[name] = entry
+        print(name, {k: entry[k] for k in ("classifier_fd", "class_accuracy")},
+              entry["served"].get("class_accuracy"), flush=True)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
@@ -144,19 +190,20 @@ def report(runs, photo_runs, out, num=2000):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=("train", "report", "all"))
+    parser.add_argument("--only", nargs="+", help="these runs only (default: every one)")
     parser.add_argument("--runs", default=RUNS)
-    parser.add_argument("--photo-runs", default=PHOTO_RUNS,
-                        help="experiments/photos.py's runs (the flowers' wgan-gp and "
-                             "wgan-gp-conditional)")
+    parser.add_argument("--recipe-runs", default=RECIPE_RUNS,
+                        help="experiments/recipes.py's runs (the flowers' unconditional run)")
     parser.add_argument("--out", default=OUT)
-    parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--smoke", action="store_true",
                         help="every command end to end in seconds (tiny networks, 4 iterations)")
     args = parser.parse_args()
+    names = args.only or list(runs_to_make(args.runs, args.recipe_runs))
     if args.command in ("train", "all"):
-        train(args.runs, 4 if args.smoke else args.steps, args.smoke)
+        train(names, args.runs, args.recipe_runs, args.smoke)
     if args.command in ("report", "all"):
-        report(args.runs, args.photo_runs, args.out, num=100 if args.smoke else 2000)
+        report(names, args.runs, args.recipe_runs, args.out, num=100 if args.smoke else 2000,
+               served_per_class=4 if args.smoke else SERVED, smoke=args.smoke)
 
 
 if __name__ == "__main__":

@@ -102,13 +102,18 @@ def _wgan_tf():
 def seconds_per_iteration(name, iterations=5, data=DATA, smoke=False):
     """(seconds per generator iteration in steady state without the critic boost, seconds per
     critic-only iteration) of a setting, on a batch in memory, after warm-up."""
+    return seconds_per_iteration_of(flags(name, data, smoke), iterations)
+
+
+def seconds_per_iteration_of(train_flags, iterations=5):
+    """``seconds_per_iteration`` of the ``wgan-tf train`` flags ``train_flags``."""
     import tensorflow as tf
 
     from wgan_tf import build, distribute
     from wgan_tf.cli import build_parser
     from wgan_tf.train import config_from_args
 
-    args = build_parser().parse_args(["train", *flags(name, data, smoke), "--out", "unused",
+    args = build_parser().parse_args(["train", *train_flags, "--out", "unused",
                                       "--no-critic-boost"])
     config = config_from_args(args)
     if config.conditional:
@@ -120,11 +125,17 @@ def seconds_per_iteration(name, iterations=5, data=DATA, smoke=False):
     images = tf.random.uniform(shape, -1, 1)
     element = (images, tf.zeros([config.batch_size], tf.int32)) if config.conditional else images
     batches = tf.data.Dataset.from_tensors(element).repeat()
-    # Warm-up as long as the timing: oneDNN makes bfloat16 kernels for several iterations after
-    # tracing (benchmarks/train_throughput.py).
-    model.fit(batches, steps_per_epoch=max(2, iterations), epochs=1, verbose=0)
+    # The train function itself, called as fit calls it: fit's own setup (about 0.6 s per call,
+    # once per run) is not part of an iteration. Warm-up as long as the timing: oneDNN makes
+    # bfloat16 kernels for several iterations after tracing (benchmarks/train_throughput.py).
+    model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)
+    train_function = model.make_train_function()
+    iterator = iter(model.distribute_strategy.experimental_distribute_dataset(batches))
+    for _ in range(max(2, iterations)):
+        train_function(iterator)
     start = time.perf_counter()
-    model.fit(batches, steps_per_epoch=iterations, epochs=1, verbose=0)
+    for _ in range(iterations):
+        train_function(iterator)
     step = (time.perf_counter() - start) / iterations
     real = element
     noise = model.critic_noise(config.batch_size, model.critic_iterations.value)
@@ -171,6 +182,16 @@ def measured(rows, key):
     return [p[0] for p in points], [p[1] for p in points]
 
 
+def quality_curves(rows):
+    """{"raw": ..., "ema": ...}: each one's iterations, classifier FD and KID where measured."""
+    curves = {}
+    for prefix, variant in (("raw_", "raw"), ("", "ema")):
+        iterations, fd = measured(rows, f"{prefix}classifier_fd")
+        _, kid = measured(rows, f"{prefix}classifier_kid")
+        curves[variant] = {"iterations": iterations, "classifier_fd": fd, "classifier_kid": kid}
+    return curves
+
+
 def report(names, runs, out):
     timing_path = os.path.join(out, "results", "photos-speed.json")
     timing = json.load(open(timing_path)) if os.path.exists(timing_path) else {}
@@ -186,10 +207,7 @@ def report(names, runs, out):
         label, own = {**SETTINGS, **SETTINGS_64}[name]
         entry = {"label": label, "flags": flags(name, "PATH")[2:],
                  "generator_iterations": int(rows[-1]["generator_iteration"])}
-        for prefix, variant in (("raw_", "raw"), ("", "ema")):
-            its, fd = measured(rows, f"{prefix}classifier_fd")
-            _, kid = measured(rows, f"{prefix}classifier_kid")
-            entry[variant] = {"iterations": its, "classifier_fd": fd, "classifier_kid": kid}
+        entry.update(quality_curves(rows))
         if name in timing:
             entry["timing"] = timing[name]
             entry["wall_clock_seconds"] = wall_clock(name, entry["raw"]["iterations"],

@@ -57,29 +57,65 @@ def test_labelled_batches_are_the_same_with_and_without_the_disk_cache(tmp_path)
 
 # -- generator EMA ---------------------------------------------------------------------------------
 
-def test_ema_is_the_warmed_up_average_of_every_generator_weight():
-    """After each generator iteration t, a <- d_t a + (1 - d_t) w with d_t = min(decay,
-    (1 + t) / (10 + t)), batch-norm statistics included; the model samples with the average."""
+def test_ema_is_the_ramped_up_average_of_the_trained_weights():
+    """After each generator iteration t, a <- d_t a + (1 - d_t) w for every trained weight, with
+    d_t = min(decay, 0.5 ** (1 / (0.02 t))); batch-norm statistics are not averaged."""
     from wgan_tf import models
     from wgan_tf.wgan import WGAN
 
     keras.utils.set_random_seed(0)
     generator, critic = models.build_pair("dcgan", 16, 1, 8, 4)
-    model = WGAN(generator, critic, n_critic=1, penalty="gp", ema_decay=0.5, seed=0)
+    model = WGAN(generator, critic, n_critic=1, penalty="gp", ema_decay=0.9, seed=0)
     model.compile(jit_compile=False)
     assert model.sampler is model.generator_ema
+    initial = [w.numpy() for w in model.generator_ema.weights]
     expected = [w.numpy() for w in generator.weights]
     images = tf.data.Dataset.from_tensors(tf.random.uniform([8, 16, 16, 1], -1, 1)).repeat()
-    for t in (1, 2, 3):
+    for t in range(1, 61):
         model.fit(images, steps_per_epoch=1, epochs=1, verbose=0)
-        d = min(0.5, (1 + t) / (10 + t))
+        d = min(0.9, 0.5 ** (1 / (0.02 * t)))
+        assert float(ema.decay_at(0.9, t)) == pytest.approx(d, rel=1e-5)
         expected = [d * a + (1 - d) * w.numpy() for a, w in zip(expected, generator.weights)]
-    moving = [w for w in generator.weights if "moving" in w.path]
-    assert moving, "the DCGAN generator has batch-norm statistics"
-    for a, e in zip(model.generator_ema.weights, expected, strict=True):
-        np.testing.assert_allclose(a.numpy(), e, rtol=1e-5, atol=1e-7)
+    assert 0.5 ** (1 / (0.02 * 60)) < 0.9  # the ramp-up still holds the decay at t = 60
+    for a, w, e, start in zip(model.generator_ema.weights, generator.weights, expected, initial,
+                              strict=True):
+        if w.trainable:
+            np.testing.assert_allclose(a.numpy(), e, rtol=1e-4, atol=1e-6)
+        else:  # batch-norm statistics: untouched until the standing statistics are computed
+            np.testing.assert_array_equal(a.numpy(), start)
     assert not np.allclose(model.generator_ema.weights[0].numpy(), generator.weights[0].numpy())
-    assert float(ema.decay_at(0.999, 1)) == pytest.approx(2 / 11)
+
+
+def test_the_ema_samples_with_its_own_standing_statistics():
+    """BigGAN's standing statistics: each batch norm's moving mean and variance become the mean
+    of its batch statistics over fixed latents, the network run in training mode; a pure
+    function of the weights (recomputed from scratch, whatever was there)."""
+    from wgan_tf import models, rng
+
+    keras.utils.set_random_seed(0)
+    generator = models.dcgan_generator(16, 1, 8, 4)
+    first = generator.get_layer("bn0")
+    for w in generator.weights:
+        if not w.trainable:
+            w.assign(tf.random.uniform(w.shape, 1, 2))  # stale statistics
+    ema.standing_statistics(generator, seed=3)
+    latents = rng.normal([ema.STANDING_SAMPLES, 8], 3, 3, 0, lane=1)
+    project = keras.Model(generator.inputs, generator.get_layer("project").output)(latents)
+    batches = tf.reshape(project, [-1, ema.STANDING_BATCH, *project.shape[1:]])
+    means, variances = tf.nn.moments(batches, axes=[1, 2, 3])
+    np.testing.assert_allclose(first.moving_mean.numpy(), tf.reduce_mean(means, 0), rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_allclose(first.moving_variance.numpy(), tf.reduce_mean(variances, 0),
+                               rtol=1e-4, atol=1e-6)
+    statistics = [w.numpy() for w in generator.weights if not w.trainable]
+    ema.standing_statistics(generator, seed=3)
+    for a, b in zip(statistics, [w.numpy() for w in generator.weights if not w.trainable]):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert all(norm.momentum == 0.9 and norm.trainable for norm in models.batch_norms(generator))
+    # In inference mode the network now normalises as it does on a large batch in training mode.
+    z = rng.normal([ema.STANDING_SAMPLES, 8], 3, 3, 0, lane=1)
+    inference = generator(z, training=False).numpy()
+    assert np.abs(inference - generator(z, training=True).numpy()).mean() < 0.02
 
 
 # -- DiffAugment -----------------------------------------------------------------------------------

@@ -7,13 +7,18 @@ settings; ``None`` defaults are resolved there, per model, penalty and dataset.
 """
 import argparse
 
-from wgan_tf.config import (COLLECTIVE_TIMEOUT, GENERATOR_CHOICES, PENALTIES, PRECISIONS,
-                            TrainConfig)
+from wgan_tf.config import (CLASS_WEIGHT_CRITIC, CLASS_WEIGHT_GENERATOR, COLLECTIVE_TIMEOUT,
+                            CONDITIONINGS, CRITIC_NORMALIZATIONS, GENERATOR_CHOICES, PENALTIES,
+                            PRECISIONS, RECIPES, TrainConfig)
 
 
 def train(parser):
     d = TrainConfig.__dataclass_fields__
     a = parser.add_argument
+    a("--recipe", default=d["recipe"].default, choices=tuple(RECIPES),
+      help="a named group of defaults (flags given here win): paper (every default the papers', "
+           "default) or fast (the most quality per CPU-minute on photographs: "
+           + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in RECIPES["fast"].items()) + ")")
     a("--model", default=d["model"].default, choices=tuple(PENALTIES),
       help="wgan (the paper, default), gan (its standard-GAN baseline, -log D trick), wae "
            "(Wasserstein auto-encoder) or vae (its VAE baseline)")
@@ -42,12 +47,25 @@ def train(parser):
     a("--gp-weight", type=float, default=None,
       help="gradient-penalty weight lambda (default 10; 0.1 on toy datasets, as the WGAN-GP toy "
            "code)")
+    a("--penalty-every", type=int, default=None, metavar="K",
+      help="gp: compute the penalty on every K-th critic iteration only, weighted K x "
+           "(lazy regularisation; default 1)")
+    a("--gp-target", type=float, default=None,
+      help="gp: the gradient norm the penalty pulls towards (default 1, WGAN-GP; 0: the "
+           "zero-centred penalty)")
+    a("--drift", type=float, default=None,
+      help="wgan: ProGAN's drift term, DRIFT x E[critic(x)^2] on real images (default 0)")
+    a("--critic-normalization", default=None, choices=CRITIC_NORMALIZATIONS,
+      help="the DCGAN critic's normalisation (default: layer with gp, batch otherwise)")
     a("--critic-boost", action=argparse.BooleanOptionalAction, default=None,
       help="100 critic iterations for the first 25 generator iterations and every 500th "
            "(default: on with --penalty clip, off with gp)")
     a("--optimizer", default=None, choices=("rmsprop", "adam"),
       help="both players' optimizer (default: the paper's: RMSProp with clipping, Adam otherwise)")
     a("--learning-rate", type=float, default=None, help="default: the paper's")
+    a("--generator-learning-rate", type=float, default=None,
+      help="GANs: the generator's own learning rate (two time-scale updates; default: "
+           "--learning-rate)")
     a("--beta-1", type=float, default=None, help="Adam's beta1 (default: the paper's)")
     a("--beta-2", type=float, default=None, help="Adam's beta2 (default: the paper's)")
     a("--penalty-weight", type=float, default=None,
@@ -59,26 +77,31 @@ def train(parser):
       help="wae, vae: steps per epoch of the learning-rate schedule (halved at epoch 30, /5 at "
            "50, /10 at 100); default: dataset size // batch size where known (digits), else 0, "
            "a constant rate")
-    a("--precision", default=d["precision"].default, choices=PRECISIONS,
+    a("--precision", default=None, choices=PRECISIONS,
       help="compute in float32 (the paper's, default), bfloat16 or float16 (with loss scaling); "
            "variables, losses and metrics stay float32")
     a("--ema", type=float, default=None, metavar="DECAY",
-      help="keep an exponential moving average of the generator's weights (e.g. 0.999, with a "
-           "warm-up: decay min(DECAY, (1+t)/(10+t)) at iteration t) and sample, evaluate and "
-           "export it; default: none (the paper's)")
+      help="keep an exponential moving average of the generator's weights (e.g. 0.999, its "
+           "half-life ramped up to at most 2%% of the iterations so far; batch-norm statistics "
+           "recomputed for it) and sample, evaluate and export it; 0 or default: none (the "
+           "paper's)")
     a("--augment", default=None, metavar="POLICY",
       help="DiffAugment for small datasets: a comma-separated list of color, translation, "
            "cutout applied to every image the critic sees; default: none (the paper's)")
     a("--conditional", action="store_true", default=None,
-      help="the WGAN-GP paper's conditional model on labelled data (digits, folder:PATH with "
-           "class subfolders, TFDS with a label): a class per image, an auxiliary classifier in "
-           "the critic, class-conditional batch norm in the generator")
-    a("--class-weight", type=float, default=d["class_weight"].default,
-      help="--conditional: the auxiliary classifier's cross-entropy weight in the critic's loss, "
-           "on real images (default %(default)s, the paper's)")
-    a("--generated-class-weight", type=float, default=d["generated_class_weight"].default,
-      help="--conditional: its weight in the generator's loss, on the classes asked for "
-           "(default %(default)s, the paper's)")
+      help="a conditional model on labelled data (digits, folder:PATH with class subfolders, "
+           "TFDS with a label): a class per image, class-conditional batch norm in the generator, "
+           "a critic conditioned by --conditioning")
+    a("--conditioning", default=None, choices=CONDITIONINGS,
+      help="--conditional: how the critic takes the class: projection (the class inside the "
+           "score, Miyato & Koyama 2018; default) or acgan (the WGAN-GP paper's auxiliary "
+           "classifier)")
+    a("--class-weight", type=float, default=None,
+      help="--conditioning acgan: the auxiliary classifier's cross-entropy weight in the critic's "
+           f"loss, on real images (default {CLASS_WEIGHT_CRITIC}, the paper's)")
+    a("--generated-class-weight", type=float, default=None,
+      help="--conditioning acgan: its weight in the generator's loss, on the classes asked for "
+           f"(default {CLASS_WEIGHT_GENERATOR}, the paper's)")
     a("--eval-every", type=int, default=d["eval_every"].default, metavar="N",
       help="every N steps, measure the samples (classifier FD and KID where the dataset has a "
            "classifier, else sliced Wasserstein) into metrics.csv and TensorBoard; default 0: "

@@ -29,17 +29,20 @@ def gan(config):
     """A ``WGAN`` (``--model wgan``) or ``GAN`` (``--model gan``), uncompiled."""
     generator, critic = models.build_pair(
         config.arch, config.image_size, config.channels, config.latent_dim, config.filters,
-        critic_normalization="layer" if config.penalty == "gp" else "batch",
+        critic_normalization=None if config.critic_normalization == "none"
+        else config.critic_normalization,
         point_dim=data.point_dim(config.dataset),
-        num_classes=len(config.class_names) if config.conditional else None)
+        num_classes=len(config.class_names) if config.conditional else None,
+        conditioning=config.conditioning or "projection")
     options = dict(seed=config.seed, ema_decay=config.ema, augment=config.augment,
-                   class_weight=config.class_weight,
-                   generated_class_weight=config.generated_class_weight)
+                   class_weight=config.class_weight or 0.0,
+                   generated_class_weight=config.generated_class_weight or 0.0)
     if config.model == "gan":
         return GAN(generator, critic, n_critic=config.n_critic, **options)
     return WGAN(generator, critic, n_critic=config.n_critic, penalty=config.penalty,
                 clip_value=config.clip_value, gp_weight=config.gp_weight,
-                critic_boost=config.critic_boost, **options)
+                critic_boost=config.critic_boost, penalty_every=config.penalty_every,
+                gp_target=config.gp_target, drift=config.drift, **options)
 
 
 def autoencoder(config):
@@ -58,7 +61,7 @@ def optimizers(config):
     settings (and, for auto-encoders, the official learning-rate schedule)."""
     if not config.autoencoder:
         return dict(critic_optimizer=make_optimizer(config),
-                    generator_optimizer=make_optimizer(config))
+                    generator_optimizer=make_optimizer(config, config.generator_learning_rate))
     result = dict(autoencoder_optimizer=make_optimizer(
         config, learning_rate_schedule(config.learning_rate, config.epoch_steps)))
     if config.model == "wae" and config.penalty == "gan":

@@ -158,6 +158,7 @@ class SampleGrid(keras.callbacks.Callback):
         """Writes the step's picture file and returns the picture (uint8 [H, W, C]). A conditional
         model's grid has one row per class, the same latents in every row."""
         classes = self.model.num_classes
+        self.model.refresh_sampler()
         if classes:
             columns = self.COLUMNS_PER_CLASS
             latent = tf.tile(self.latent[:columns], [classes, 1])
@@ -196,6 +197,8 @@ class QualityLog(keras.callbacks.Callback):
         if logs is None:
             return
         measure = _step(self.model) % self.every == 0
+        if measure:
+            self.model.refresh_sampler()
         for prefix, network in self._networks().items():
             measured = self.quality.measure(network, self.model.num_classes) if measure else {}
             logs.update({prefix + key: measured.get(key, float("nan"))
@@ -234,6 +237,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if step == self.saved_step:
             return
         self.saved_step = step
+        self.model.refresh_sampler()  # saved with what it is sampled with
         if not self.chief:
             with tempfile.TemporaryDirectory(prefix="wgan-tf-worker-checkpoint-") as scratch:
                 tf.train.CheckpointManager(self.manager.checkpoint, scratch, max_to_keep=1).save(

@@ -3,7 +3,8 @@ runs it.
 
 The CLI speaks for itself: TensorFlow's C++ start-up lines (device probing, oneDNN notices, the
 "failed call to cuInit" of every machine without a GPU) are silenced before TensorFlow is imported,
-unless ``--verbose`` or a ``TF_CPP_MIN_LOG_LEVEL`` of the user's own asks for them. ``--help``
+unless ``--verbose`` asks for them; a ``TF_CPP_MIN_LOG_LEVEL`` of the user's own quiets at least as
+much as the default (it is how people quiet TensorFlow, never a way to get more lines). ``--help``
 answers without importing TensorFlow. Bad input ends in one line on stderr and exit status 2, not
 a traceback; a run stopped by a signal exits with 128 + the signal's number after saying where it
 stopped; a worker of a multi-worker job whose peer was lost says so in one line and exits with
@@ -25,11 +26,12 @@ def quiet_tensorflow(verbose=False):
     ``TF_CPP_MIN_LOG_LEVEL`` silences what TensorFlow logs once it runs, but not what its libraries
     print while they load (absl's "All log messages before absl::InitializeLog()" and the lines
     after it, measured with TF 2.21), so the import itself runs with the process's stderr sent to
-    a temporary file, shown only if the import fails.
+    a temporary file, shown only if the import fails. A level the user set is raised to the
+    default's (3) and the import is quieted all the same: a user who sets it wants fewer lines.
     """
-    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+    if verbose or "tensorflow" in sys.modules:
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = str(max(_log_level(), QUIET_LEVEL))
     with tempfile.TemporaryFile("w+") as log:
         try:
             with _stderr_to(log):
@@ -38,6 +40,16 @@ def quiet_tensorflow(verbose=False):
             log.seek(0)
             sys.stderr.write(log.read())
             raise
+
+
+QUIET_LEVEL = 3  # TensorFlow's C++ logging: errors and fatal messages hidden too
+
+
+def _log_level():
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
 
 
 @contextlib.contextmanager

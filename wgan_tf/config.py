@@ -56,6 +56,22 @@ DATASET_SIZES = {"digits": 1797, "digits:train": 1437, "digits:test": 360}
 
 # --precision (wgan_tf.precision) and --augment's DiffAugment policies (wgan_tf.augment).
 PRECISIONS = ("float32", "bfloat16", "float16")
+CRITIC_NORMALIZATIONS = ("batch", "layer", "none")
+# --conditioning: how a conditional critic takes the class, the first the default
+# (wgan_tf.models.dcgan_critic).
+CONDITIONINGS = ("projection", "acgan")
+
+# --recipe: a named group of defaults; a flag the user gives wins over its recipe's value, and
+# config.json records the values used. "paper": every default is the papers'. "fast": the most
+# quality per CPU-minute on photographs (folder: and TFDS image sets), chosen by
+# experiments/recipes.py (docs/RESULTS.md, "Quality per CPU-minute").
+RECIPES = {
+    "paper": {},
+    "fast": dict(penalty="gp", n_critic=1, optimizer="adam", learning_rate=4e-4,
+                 generator_learning_rate=1e-4, beta_1=0.0, beta_2=0.9, penalty_every=4,
+                 drift=1e-3, critic_normalization="none", filters=32, precision="bfloat16",
+                 ema=0.999, augment="color,translation,cutout"),
+}
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 
 # --model: the family, and the penalties (--penalty) it takes, the first being its default.
@@ -111,11 +127,27 @@ class TrainConfig:
     # None: on for weight clipping (as the WGAN reference code), off for the gradient penalty
     # (as the WGAN-GP reference code).
     critic_boost: Optional[bool] = None
+    # The gradient penalty's variants. penalty_every: computed on every k-th critic iteration
+    # only, with weight k x gp_weight (lazy regularisation, Karras et al. 2020); None is 1.
+    # gp_target: the gradient norm it pulls towards, None is 1 (WGAN-GP); 0 is the zero-centred
+    # penalty (Thanh-Tung et al. 2019). drift: ProGAN's drift * E[critic(x)^2] on real images,
+    # which keeps the scores near 0; None is 0.
+    penalty_every: Optional[int] = None
+    gp_target: Optional[float] = None
+    drift: Optional[float] = None
+    # The DCGAN critic's normalisation: None is "layer" with the gradient penalty (WGAN-GP),
+    # "batch" otherwise (the paper's); or "none".
+    critic_normalization: Optional[str] = None
+    # A named group of defaults (RECIPES): "paper" (every default the papers') or "fast".
+    recipe: str = "paper"
     # None: the paper's for the model, penalty and dataset (``paper_optimizer``). Naming the other
     # one ("rmsprop" with gp, "adam" with clip) keeps the paper's learning rate; Adam then gets
     # beta1 0.5, the momentum the WGAN paper found unstable with clipping.
     optimizer: Optional[str] = None
     learning_rate: Optional[float] = None
+    # The generator's own learning rate (two time-scale updates, Heusel et al. 2017); None: the
+    # same as the critic's.
+    generator_learning_rate: Optional[float] = None
     beta_1: Optional[float] = None
     beta_2: Optional[float] = None
     # Auto-encoders only (None elsewhere). lambda, the latent penalty's weight: None is 10 for wae,
@@ -126,8 +158,8 @@ class TrainConfig:
     # Steps per epoch of the learning-rate schedule (LR_DECAY_EPOCHS). None: the dataset's size
     # over the batch size where it is known (DATASET_SIZES), else 0: a constant learning rate.
     epoch_steps: Optional[int] = None
-    # Mixed precision (wgan_tf.precision): "float32" (the paper's), "bfloat16" or "float16".
-    precision: str = "float32"
+    # Mixed precision (wgan_tf.precision): None is "float32" (the paper's); "bfloat16", "float16".
+    precision: Optional[str] = None
     # Generator EMA decay (wgan_tf.ema), e.g. 0.999; None: no EMA (the paper's).
     ema: Optional[float] = None
     # DiffAugment policies (wgan_tf.augment), e.g. "color,translation,cutout"; None: none.
@@ -136,15 +168,18 @@ class TrainConfig:
     # eval_num samples; 0: never.
     eval_every: int = 0
     eval_num: int = 2000
-    # The WGAN-GP paper's conditional model (AC-GAN critic, class-conditional batch norm in the
-    # generator) on labelled data; class_names (label order) are the dataset's, filled in when
-    # the run starts.
+    # A conditional model on labelled data (class-conditional batch norm in the generator);
+    # class_names (label order) are the dataset's, filled in when the run starts.
     conditional: bool = False
     class_names: Optional[list] = None
-    # The auxiliary classifier's cross-entropy weights: in the critic's loss (on real images) and
-    # in the generator's (on its samples of the classes asked for); the paper's 1 and 0.1.
-    class_weight: float = CLASS_WEIGHT_CRITIC
-    generated_class_weight: float = CLASS_WEIGHT_GENERATOR
+    # How the critic takes the class (wgan_tf.models.dcgan_critic): None is "projection" for a
+    # conditional run (Miyato & Koyama 2018); "acgan" is the WGAN-GP paper's auxiliary classifier.
+    conditioning: Optional[str] = None
+    # acgan: the auxiliary classifier's cross-entropy weights, in the critic's loss (on real
+    # images) and in the generator's (on its samples of the classes asked for); None is the
+    # paper's 1 and 0.1.
+    class_weight: Optional[float] = None
+    generated_class_weight: Optional[float] = None
     # Generator iterations per call of the training step: fit's callbacks then run once per call.
     steps_per_execution: int = 1
     steps: int = 100_000
@@ -167,6 +202,12 @@ class TrainConfig:
         if self.model not in PENALTIES:
             raise ConfigError(f"unknown model {self.model!r}; choose one of "
                               f"{', '.join(PENALTIES)}")
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe {self.recipe!r}; choose one of "
+                              f"{', '.join(RECIPES)}")
+        for name, value in RECIPES[self.recipe].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.penalty is None:
             self.penalty = PENALTIES[self.model][0]
         defaults = dict(latent_dim=2 if self.toy else 100,
@@ -174,7 +215,10 @@ class TrainConfig:
                         batch_size=TOY_BATCH_SIZE if self.toy else 64,
                         n_critic=5 if self.model == "wgan" else 1,
                         gp_weight=TOY_GP_WEIGHT if self.toy else 10.0,
-                        critic_boost=self.penalty == "clip")
+                        critic_boost=self.penalty == "clip",
+                        penalty_every=1, gp_target=1.0, drift=0.0,
+                        critic_normalization="layer" if self.penalty == "gp" else "batch",
+                        precision="float32")
         if self.autoencoder:
             defaults.update(self._autoencoder_defaults())
         for name, value in defaults.items():
@@ -205,6 +249,8 @@ class TrainConfig:
         for key in ("learning_rate", "beta_1", "beta_2"):
             if getattr(self, key) is None:
                 setattr(self, key, settings.get(key))
+        if self.generator_learning_rate is None and not self.autoencoder:
+            self.generator_learning_rate = self.learning_rate
         if name == "rmsprop" and (self.beta_1, self.beta_2) != (None, None):
             raise ConfigError("--beta-1 and --beta-2 are Adam's; RMSProp takes neither")
 
@@ -237,8 +283,13 @@ class TrainConfig:
             raise ConfigError(f"gp-weight must be >= 0, got {self.gp_weight}")
         if self.optimizer not in (None, "rmsprop", "adam"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose rmsprop or adam")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ConfigError(f"learning-rate must be positive, got {self.learning_rate}")
+        for name in ("learning_rate", "generator_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be positive, got {value}")
+        if self.generator_learning_rate is not None and self.autoencoder:
+            raise ConfigError("--generator-learning-rate is for GANs (--model wgan or gan)")
+        self._validate_penalty_options()
         for name in ("beta_1", "beta_2"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
@@ -247,17 +298,36 @@ class TrainConfig:
             raise ConfigError(f"jit-compile must be auto, on or off, got {self.jit_compile!r}")
         self._validate_quality_options()
 
+    def _validate_penalty_options(self):
+        if self.penalty_every < 1:
+            raise ConfigError(f"penalty-every must be positive, got {self.penalty_every}")
+        if not (self.gp_target >= 0 and self.drift >= 0):
+            raise ConfigError(f"gp-target and drift must be >= 0, got {self.gp_target} and "
+                              f"{self.drift}")
+        if self.penalty != "gp" and (self.penalty_every, self.gp_target) != (1, 1.0):
+            raise ConfigError("--penalty-every and --gp-target shape the gradient penalty: they "
+                              "need --penalty gp")
+        if self.drift and (self.model != "wgan"):
+            raise ConfigError("--drift is for the Wasserstein critic (--model wgan)")
+        if self.critic_normalization not in CRITIC_NORMALIZATIONS:
+            raise ConfigError(f"unknown critic normalization {self.critic_normalization!r}; "
+                              f"choose one of {', '.join(CRITIC_NORMALIZATIONS)}")
+        if self.critic_normalization == "batch" and self.penalty == "gp":
+            raise ConfigError("--critic-normalization batch makes each sample's gradient penalty "
+                              "depend on the others (WGAN-GP, Sec. 4): use layer or none")
+
     def _validate_quality_options(self):
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of "
                               f"{', '.join(PRECISIONS)}")
-        if self.ema is not None and not 0 < self.ema < 1:
-            raise ConfigError(f"ema must be a decay in (0, 1), e.g. 0.999, got {self.ema}")
+        if self.ema is not None and not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be a decay in (0, 1), e.g. 0.999 (0: none), got "
+                              f"{self.ema}")
+        self.ema = self.ema or None
         if (self.ema or self.augment or self.conditional) and self.autoencoder:
             raise ConfigError("--ema, --augment and --conditional are for GANs (--model wgan or "
                               "gan)")
-        if not (self.class_weight >= 0 and self.generated_class_weight >= 0):
-            raise ConfigError("class-weight and generated-class-weight must be >= 0")
+        self._validate_conditioning()
         if self.conditional and self.arch != "dcgan":
             raise ConfigError(f"--conditional needs --arch dcgan (the WGAN-GP paper's conditional "
                               f"batch norm), got --arch {self.arch}")
@@ -272,6 +342,29 @@ class TrainConfig:
         if self.eval_every % self.log_every:
             raise ConfigError(f"eval-every ({self.eval_every}) must be a multiple of log-every "
                               f"({self.log_every}): measures land in the rows of metrics.csv")
+
+    def _validate_conditioning(self):
+        weights = (self.class_weight, self.generated_class_weight)
+        if not self.conditional:
+            if self.conditioning is not None or weights != (None, None):
+                raise ConfigError("--conditioning, --class-weight and --generated-class-weight "
+                                  "are for conditional runs (--conditional)")
+            return
+        self.conditioning = self.conditioning or CONDITIONINGS[0]
+        if self.conditioning not in CONDITIONINGS:
+            raise ConfigError(f"unknown conditioning {self.conditioning!r}; choose one of "
+                              f"{', '.join(CONDITIONINGS)}")
+        if self.conditioning != "acgan":
+            if weights != (None, None):
+                raise ConfigError("--class-weight and --generated-class-weight weigh the AC-GAN "
+                                  "head's cross-entropy: they need --conditioning acgan")
+            return
+        if self.class_weight is None:
+            self.class_weight = CLASS_WEIGHT_CRITIC
+        if self.generated_class_weight is None:
+            self.generated_class_weight = CLASS_WEIGHT_GENERATOR
+        if not (self.class_weight >= 0 and self.generated_class_weight >= 0):
+            raise ConfigError("class-weight and generated-class-weight must be >= 0")
 
     def _validate_autoencoder(self):
         if self.toy:
@@ -299,6 +392,9 @@ class TrainConfig:
         # Runs made before --model: the baseline was --objective gan.
         if values.pop("objective", None) == "gan":
             values.setdefault("model", "gan")
+        # Conditional runs made before --conditioning had the AC-GAN critic.
+        if values.get("conditional") and "conditioning" not in values:
+            values["conditioning"] = "acgan"
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in fields})
 

@@ -17,6 +17,7 @@ from wgan_tf import data, pictures
 from wgan_tf.config import AUTOENCODERS, sampler_network
 from wgan_tf.errors import ConfigError
 from wgan_tf.evaluate import generated_samples, num_classes, real_samples
+from wgan_tf.models import critic_conditioning
 from wgan_tf.rundir import load_saved, read_run_config
 
 
@@ -64,6 +65,30 @@ def gradcam_plus_plus_maps(critic, images, layer):
         critic_score, images, penultimate_layer=layer, seek_penultimate_conv_layer=False)
 
 
+class _ClassScores(keras.layers.Layer):
+    """A projection critic's score of each image of a batch as its own class: psi(phi(x_i)) +
+    <embed(y_i), phi(x_i)>, the rows embed(y_i) held fixed."""
+
+    def __init__(self, rows, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        self.rows = tf.constant(rows, tf.float32)
+
+    def call(self, inputs):
+        phi, score = inputs
+        return (tf.reshape(score, [-1, 1])
+                + tf.reduce_sum(phi * self.rows, axis=1, keepdims=True))
+
+
+def scores_of_classes(critic, labels):
+    """A projection critic (``[images, labels] -> score``) as ``images -> score`` for one batch
+    of images of the classes ``labels``: what tf-keras-vis explains, one input that it
+    differentiates, the critic's own layers (Grad-CAM++ finds its feature maps)."""
+    rows = critic.get_layer("class_embedding").embeddings.numpy()[np.asarray(labels)]
+    score = _ClassScores(rows, name="class_score")(
+        [critic.get_layer("features").output, critic.get_layer("score").output])
+    return keras.Model(critic.inputs[0], score, name=critic.name)
+
+
 def explain(run_dir, out, dataset=None, num=8, seed=0, data_dir=None, generator=None):
     """Writes the figure for ``run_dir`` to ``out`` and returns ``out``."""
     config = read_run_config(run_dir)
@@ -75,15 +100,23 @@ def explain(run_dir, out, dataset=None, num=8, seed=0, data_dir=None, generator=
     if config.get("model") in AUTOENCODERS:
         raise ConfigError(f"explain shows a GAN's critic; {run_dir} is a --model "
                           f"{config['model']} run, which has none")
-    critic = load_saved(run_dir, "critic")
-    if len(critic.outputs) == 2:  # a conditional model's: the score, not the class logits
-        critic = keras.Model(critic.inputs, critic.outputs[0], name=critic.name)
-    rows = {"real": real_samples(spec, config, num, seed, data_dir=data_dir),
-            "generated": generated_samples(load_saved(run_dir, sampler_network(config, generator)),
-                                           num, seed, num_classes=num_classes(config))}
-    layer = gradcam_layer(critic)
+    saved = load_saved(run_dir, "critic")
+    conditioning = critic_conditioning(saved)
+    critic = saved
+    if conditioning == "acgan":  # the score, not the class logits
+        critic = keras.Model(saved.inputs, saved.outputs[0], name=saved.name)
+    classes = num_classes(config)
+    real = real_samples(spec, config, num, seed, data_dir=data_dir,
+                        labels=conditioning == "projection")
+    rows = {"real": real if conditioning == "projection" else (real, None),
+            "generated": (generated_samples(load_saved(run_dir, sampler_network(config, generator)),
+                                            num, seed, num_classes=classes),
+                          np.arange(num) % classes if classes else None)}
     panels = {}
-    for name, images in rows.items():
+    for name, (images, labels) in rows.items():
+        if conditioning == "projection":  # each image scored as its own class
+            critic = scores_of_classes(saved, labels)
+        layer = gradcam_layer(critic)
         scores = critic.predict(images, verbose=0)[:, 0]
         panels[name] = (scores, images, saliency_maps(critic, images),
                         gradcam_plus_plus_maps(critic, images, layer) if layer else None)

@@ -65,6 +65,11 @@ class GenerativeModel(keras.Model):
 
     num_classes = None  # a conditional family's number of classes
 
+    def refresh_sampler(self):
+        """Brings what the sampler needs up to date before it is sampled, measured or saved (the
+        generator EMA's standing statistics); nothing by default. Eager, on every worker alike."""
+        return None
+
     def sample(self, latent, labels=None, training=False):
         """Samples of the sampler (``labels`` for a conditional one)."""
         return self.sampler(latent if labels is None else [latent, labels], training=training)
@@ -187,14 +192,22 @@ class GenerativeModel(keras.Model):
         return tf.shape(local)[0] * strategy.num_replicas_in_sync
 
     def distributed(self, fn):
-        """``fn(*args)`` on every replica, returning replica 0's result (metrics are all-reduced
-        inside the step, so every replica holds the global values)."""
+        """``fn(*args, **static)`` on every replica, returning replica 0's result (metrics are
+        all-reduced inside the step, so every replica holds the global values). ``static``:
+        Python values, the same for every replica."""
         strategy = self.distribute_strategy
 
-        def run(*args):
-            result = strategy.run(fn, args=args)
+        def run(*args, **static):
+            # fn itself, not a wrapper: MirroredStrategy runs a tf.function's Python function
+            # in each replica's thread, where the all-reduces can meet.
+            result = strategy.run(fn, args=args, kwargs=static)
             return strategy.experimental_local_results(result)[0]
         return run
+
+    def step_schedule(self):
+        """A Python value that selects the traced variant of the next step (a family's choice
+        made from its counters, e.g. WGAN's lazy penalty); None: one variant."""
+        return None
 
     def make_train_function(self, force=False):
         """Keras's train function runs ``train_step`` on one batch; a family's step may read
@@ -207,10 +220,10 @@ class GenerativeModel(keras.Model):
         run = self.distributed(replica_step)
 
         @tf.function
-        def step(iterator):
+        def step(iterator, schedule):
             batches = tuple(self.next_batch(iterator) for _ in range(self.batches_per_step))
             noise = self.draw_noise(self.global_batch_size(batches[0]))
-            logs = run((batches, noise))
+            logs = run((batches, noise), **({} if schedule is None else {"schedule": schedule}))
             self.after_step()
             return logs
 
@@ -222,7 +235,7 @@ class GenerativeModel(keras.Model):
                 if logs is not None and self.interrupt_requested():
                     break
                 self.before_step(iterator)
-                logs = step(iterator)
+                logs = step(iterator, self.step_schedule())
             return logs
 
         function.step = step  # the traced step, for inspection (benchmarks/multi_worker.py)

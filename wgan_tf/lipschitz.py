@@ -45,8 +45,12 @@ def interpolate(real, fake, uniform):
     return u * real + (1.0 - u) * fake
 
 
-def gradient_penalty(critic, real, fake, uniform, epsilon=1e-12, loss_scale=None):
+def gradient_penalty(critic, real, fake, uniform, epsilon=1e-12, loss_scale=None, target=1.0):
     """WGAN-GP's penalty per sample, (||d critic(x_hat) / d x_hat||_2 - 1)^2, shape [B], in float32.
+
+    ``target`` 0: the zero-centred penalty ||d critic(x_hat) / d x_hat||^2 (Thanh-Tung et al.
+    2019, "Improving generalization and stability of GANs"), which pulls the critic towards the
+    flat function rather than towards slope 1 everywhere between the two sets.
 
     ``epsilon`` inside the square root keeps the norm's gradient finite where the critic's input
     gradient is exactly zero (sqrt has an infinite slope at 0, which would give NaN weights).
@@ -60,4 +64,4 @@ def gradient_penalty(critic, real, fake, uniform, epsilon=1e-12, loss_scale=None
     grads = tf.cast(precision.gradient(tape, scores, x_hat, loss_scale), tf.float32)
     norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=list(range(1, grads.shape.rank)))
                     + epsilon)
-    return tf.square(norms - 1.0)
+    return tf.square(norms - target)

@@ -15,6 +15,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from wgan_tf import batchnorm, convolution
+from wgan_tf.config import CONDITIONINGS
 from wgan_tf.errors import ConfigError
 
 ARCHITECTURES = ("dcgan", "dcgan-nobn", "mlp")
@@ -29,39 +31,31 @@ def _conv_init():
 
 @keras.saving.register_keras_serializable(package="wgan_tf")
 class BatchNormalization(layers.BatchNormalization):
-    """Keras's batch norm, computed on one replica by TensorFlow's fused kernel (NHWC, no mask).
+    """Keras's batch norm, computed by one arithmetic on one replica and on several
+    (``wgan_tf.batchnorm``): the global batch's moments from float32 sums all-reduced across
+    replicas, then TensorFlow's fused kernel normalising with them (NHWC, one oneDNN primitive, the
+    bfloat16 activation kept as it is, float32 scale, offset and statistics), with the full batch-norm
+    gradient. One replica is the same computation without the all-reduce, so ``--devices N``
+    computes one device's step to round-off. Same variables, and the same moving-average update
+    with the batch's biased variance, as Keras's.
 
-    Keras 3 casts a bfloat16 or float16 activation to float32 and back around its batch norm, and
-    its synchronized moments take extra passes even on one replica: a quarter of a bfloat16 critic
-    update's time (benchmarks/train_throughput.py). The fused kernel takes the low-precision
-    activation with float32 scale and offset and keeps its statistics in float32 (sound as
-    Keras's), in one oneDNN primitive. Same variables and the same moving-average update, with the
-    batch's biased variance, as Keras's. Several replicas keep Keras's synchronized path, so their
-    statistics are the global batch's (the same step as one device, to round-off).
+    Keras 3's own path casts a bfloat16 or float16 activation to float32 and back and normalises in
+    several ops: a quarter of a bfloat16 critic update's time (benchmarks/train_throughput.py).
     """
 
     def call(self, inputs, training=None, mask=None):
-        context = tf.distribute.get_replica_context()
-        replicas = context.num_replicas_in_sync if context is not None else 1
-        if mask is not None or self.renorm or replicas > 1 or self.axis not in (-1, 3) \
-                or inputs.shape.rank != 4:
+        if mask is not None or self.renorm or self.axis not in (-1, 3) or inputs.shape.rank != 4:
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
         scale = tf.ones([channels]) if self.gamma is None else tf.convert_to_tensor(self.gamma)
         offset = tf.zeros([channels]) if self.beta is None else tf.convert_to_tensor(self.beta)
         if training and self.trainable:
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                inputs, scale, offset, epsilon=self.epsilon, data_format="NHWC",
-                is_training=True)
-            count = tf.cast(tf.size(inputs) // channels, tf.float32)
-            variance = variance * (count - 1.0) / count  # the kernel's is the unbiased one
+            y, mean, variance = batchnorm.normalize_batch(inputs, scale, offset, self.epsilon)
             for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
                 moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
         else:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                inputs, scale, offset, mean=tf.convert_to_tensor(self.moving_mean),
-                variance=tf.convert_to_tensor(self.moving_variance), epsilon=self.epsilon,
-                data_format="NHWC", is_training=False)
+            y = batchnorm.normalize(inputs, scale, offset, tf.convert_to_tensor(self.moving_mean),
+                                    tf.convert_to_tensor(self.moving_variance), self.epsilon)
         return tf.cast(y, self.compute_dtype)
 
 
@@ -118,13 +112,28 @@ def is_conditional(generator):
     return len(generator.inputs) == 2
 
 
+def batch_norms(network):
+    """Every batch-norm layer of ``network``, nested ones included."""
+    return [layer for layer in network._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, layers.BatchNormalization)]
+
+
+def critic_conditioning(critic):
+    """How a critic takes the class: "projection" (inputs ``images``, ``labels``), "acgan"
+    (outputs score and class logits) or None (unconditional)."""
+    if len(critic.inputs) == 2:
+        return "projection"
+    return "acgan" if len(critic.outputs) == 2 else None
+
+
 def latent_dim(generator):
     """The size of a generator's latent vector (its first input)."""
     return generator.inputs[0].shape[-1]
 
 
 def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch_norm=True,
-                    constant_filters=False, num_classes=None, name="generator"):
+                    constant_filters=False, num_classes=None, class_input=False,
+                    name="generator"):
     """DCGAN generator: latent [B, latent_dim] -> images [B, size, size, channels] in [-1, 1].
 
     ``constant_filters`` with ``batch_norm=False`` is the paper's Fig. 6 generator: every layer has
@@ -133,7 +142,9 @@ def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch
     ``num_classes``: a conditional generator, ``[latent, labels] -> images`` (``labels`` int32
     ``[B]``), conditioned as the WGAN-GP paper's conditional model (its code's ``cond_batchnorm``):
     every batch norm's scale and offset are the class's (``ConditionalBatchNormalization``), so the
-    class steers every layer rather than only the input.
+    class steers every layer. ``class_input``: the class also enters at the input, a learned
+    embedding (N(0, 1), as long as the latent) beside the latent (Mirza & Osindero 2014; BigGAN's
+    shared class embedding), so that the first layer already draws the class.
     """
     check_image_size(image_size)
     if num_classes is not None and not batch_norm:
@@ -143,8 +154,14 @@ def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch
     width = filters if constant_filters else filters * 2 ** n_up
     z = keras.Input((latent_dim,), name="latent")
     labels = keras.Input((), dtype="int32", name="labels") if num_classes else None
-    x = layers.Reshape((1, 1, latent_dim))(z)
-    x = layers.Conv2DTranspose(width, 4, padding="valid", use_bias=False,
+    x = z
+    if num_classes and class_input:
+        embedded = layers.Embedding(num_classes, latent_dim, name="class_input",
+                                    embeddings_initializer=keras.initializers.RandomNormal(
+                                        0.0, 1.0))(labels)
+        x = layers.Concatenate(name="latent_and_class")([z, embedded])
+    x = layers.Reshape((1, 1, x.shape[-1]))(x)
+    x = convolution.Conv2DTranspose(width, 4, padding="valid", use_bias=False,
                                kernel_initializer=_conv_init(), name="project")(x)
     for i in range(n_up + 1):
         if batch_norm and num_classes:
@@ -156,11 +173,11 @@ def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch
             break
         if not constant_filters:
             width //= 2
-        x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
+        x = convolution.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=_conv_init(), name=f"up{i}")(x)
     # The output layers compute in float32 under any precision (wgan_tf.precision): a bfloat16
     # image would be rounded to about one grey level, a bfloat16 score to 3 digits.
-    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=False,
+    x = convolution.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=False,
                                kernel_initializer=_conv_init(), name="to_image",
                                dtype="float32")(x)
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
@@ -168,28 +185,37 @@ def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch
 
 
 def dcgan_critic(image_size=64, channels=3, filters=64, normalization="batch", num_classes=None,
-                 name="critic"):
+                 conditioning="projection", name="critic"):
     """DCGAN critic: images -> one unbounded score per sample, shape [B, 1].
 
     ``normalization``: "batch" (the paper's), "layer" (WGAN-GP: batch norm makes the gradient
     penalty of one sample depend on the others) or None.
 
-    ``num_classes``: an auxiliary classifier beside the score (AC-GAN, Odena et al. 2017, as the
-    WGAN-GP paper's conditional model): ``images -> [score [B, 1], class logits [B, classes]]``,
-    both from the same features (the last 4x4 layer). The critic itself stays unconditional.
+    ``num_classes``, a conditional critic, by ``conditioning``:
+
+    - "projection" (Miyato & Koyama 2018, "cGANs with Projection Discriminator"; SNGAN's, BigGAN's):
+      ``[images, labels] -> score [B, 1]``, score(x, y) = psi(phi(x)) + <embed(y), phi(x)> with
+      phi(x) the last 4x4 layer's features (flattened) and psi the unconditional score layer. The
+      class is inside the score, so the Wasserstein estimate is the class-conditional one.
+    - "acgan" (AC-GAN, Odena et al. 2017; the WGAN-GP paper's conditional model): an auxiliary
+      classifier beside the score, ``images -> [score [B, 1], class logits [B, classes]]``, both
+      from the same features; the critic's score itself stays unconditional.
     """
+    if conditioning not in CONDITIONINGS:
+        raise ConfigError(f"unknown conditioning {conditioning!r}; choose one of "
+                          f"{', '.join(CONDITIONINGS)}")
     check_image_size(image_size)
     if normalization not in ("batch", "layer", None):
         raise ConfigError(f"unknown critic normalization {normalization!r}")
     images = keras.Input((image_size, image_size, channels), name="images")
-    x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False,
+    x = convolution.Conv2D(filters, 4, strides=2, padding="same", use_bias=False,
                       kernel_initializer=_conv_init(), name="down0")(images)
     x = layers.LeakyReLU(0.2)(x)
     size, width = image_size // 2, filters
     i = 1
     while size > 4:
         width *= 2
-        x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False,
+        x = convolution.Conv2D(width, 4, strides=2, padding="same", use_bias=False,
                           kernel_initializer=_conv_init(), name=f"down{i}")(x)
         if normalization == "batch":
             x = _batch_norm(f"bn{i}")(x)
@@ -199,12 +225,20 @@ def dcgan_critic(image_size=64, channels=3, filters=64, normalization="batch", n
         size //= 2
         i += 1
     features = x
-    x = layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=_conv_init(),
+    x = convolution.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=_conv_init(),
                       name="score", dtype="float32")(features)
     score = layers.Flatten(dtype="float32")(x)
     if not num_classes:
         return keras.Model(images, score, name=name)
-    logits = layers.Conv2D(num_classes, 4, padding="valid", use_bias=False,
+    if conditioning == "projection":
+        labels = keras.Input((), dtype="int32", name="labels")
+        phi = layers.Flatten(dtype="float32", name="features")(features)
+        embedded = layers.Embedding(num_classes, phi.shape[-1], embeddings_initializer=_conv_init(),
+                                    dtype="float32", name="class_embedding")(labels)
+        projected = layers.Dot(axes=1, dtype="float32", name="projection")([phi, embedded])
+        score = layers.Add(dtype="float32", name="conditional_score")([score, projected])
+        return keras.Model([images, labels], score, name=name)
+    logits = convolution.Conv2D(num_classes, 4, padding="valid", use_bias=False,
                            kernel_initializer=_conv_init(), name="classes",
                            dtype="float32")(features)
     return keras.Model(images, [score, layers.Flatten(dtype="float32")(logits)], name=name)
@@ -238,12 +272,14 @@ def mlp_critic(image_size=64, channels=3, units=512, input_shape=None, name="cri
 
 
 def build_pair(arch="dcgan", image_size=64, channels=3, latent_dim=100, filters=64,
-               critic_normalization="batch", point_dim=None, num_classes=None):
+               critic_normalization="batch", point_dim=None, num_classes=None,
+               conditioning="projection"):
     """(generator, critic) for an ``--arch`` name. ``point_dim`` builds the MLP pair for points.
 
     The critic is the paper's DCGAN critic for every image generator (the paper varies only the
     generator), and the MLP critic for points. ``num_classes``: the conditional pair (a
-    conditional DCGAN generator, a critic with an auxiliary classifier).
+    conditional DCGAN generator, a critic conditioned by ``conditioning``: a projection or an
+    auxiliary classifier).
     """
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -251,9 +287,16 @@ def build_pair(arch="dcgan", image_size=64, channels=3, latent_dim=100, filters=
         if arch != "dcgan" or point_dim is not None:
             raise ConfigError(f"--conditional needs --arch dcgan on images (the WGAN-GP "
                               f"paper's conditional batch norm), got --arch {arch}")
+        # The projection model's generator also takes the class at its input: without it, the
+        # class reached the generator only through the batch norms' per-class scales and
+        # offsets, which Adam moves 1e-4 a step, and the projection critic's class signal went
+        # unanswered (digits, 500 iterations: FD 213, no row its digit; with it FD 20, every
+        # row its digit). The AC-GAN model stays the WGAN-GP paper's.
         return (dcgan_generator(image_size, channels, latent_dim, filters,
-                                num_classes=num_classes),
-                dcgan_critic(image_size, channels, filters, critic_normalization, num_classes))
+                                num_classes=num_classes,
+                                class_input=conditioning == "projection"),
+                dcgan_critic(image_size, channels, filters, critic_normalization, num_classes,
+                             conditioning))
     if point_dim is not None:
         if arch != "mlp":
             raise ConfigError(f"toy 2-D data needs --arch mlp, got --arch {arch}")

@@ -10,13 +10,15 @@ paper has neither): ``ema=DECAY`` keeps an exponential moving average of the gen
 ``augment="color,translation,cutout"`` applies DiffAugment (``wgan_tf.augment``) to every image
 the critic sees, real or generated, in both players' updates.
 
-The WGAN-GP paper's conditional model: given a conditional generator (``[latent, labels] ->
-images``) and a critic with an auxiliary classifier (``images -> [score, class logits]``,
-``wgan_tf.models``), the real batches are (images, labels); the critic also descends the
-classifier's cross-entropy on the real labels (weight 1), the generator also descends it on its
-own samples of the classes asked for (weight 0.1), as the paper's code (AC-GAN, Odena et al.
-2017). The critic's generated images have the real batch's labels; the generator's update asks
-for uniformly drawn ones.
+Conditional models: given a conditional generator (``[latent, labels] -> images``) and a
+conditional critic (``wgan_tf.models``), the real batches are (images, labels); the critic's
+generated images have the real batch's labels, the generator's update asks for uniformly drawn
+ones. A projection critic (``[images, labels] -> score``; Miyato & Koyama 2018) puts the class in
+the score, so the step is Algorithm 1's with every score a class's, the gradient penalty's
+included. A critic with an auxiliary classifier (``images -> [score, class logits]``; the WGAN-GP
+paper's conditional model, AC-GAN, Odena et al. 2017) keeps an unconditional score; the critic also
+descends the classifier's cross-entropy on the real labels (weight 1), the generator on its own
+samples of the classes asked for (weight 0.1), as the paper's code.
 
 Mixed precision needs nothing here
 but ``compile(loss_scaling=True)`` for float16 networks, whose loss scale then scales every
@@ -34,7 +36,7 @@ import tensorflow as tf
 from wgan_tf import augment as diffaugment
 from wgan_tf import config, ema, lipschitz, losses, rng
 from wgan_tf.generative import GenerativeModel, TrainingInterrupted
-from wgan_tf.models import is_conditional
+from wgan_tf.models import batch_norms, critic_conditioning, is_conditional
 from wgan_tf.replicas import global_mean, replica_rows, sum_over_replicas
 
 # Independent random streams, each indexed by its own iteration counter, and lanes within them.
@@ -64,7 +66,8 @@ class WGAN(GenerativeModel):
                  clip_value=_DEFAULTS.clip_value, gp_weight=_DEFAULTS.gp_weight,
                  critic_boost=None, seed=_DEFAULTS.seed, ema_decay=None, augment=None,
                  class_weight=config.CLASS_WEIGHT_CRITIC,
-                 generated_class_weight=config.CLASS_WEIGHT_GENERATOR, **kwargs):
+                 generated_class_weight=config.CLASS_WEIGHT_GENERATOR, penalty_every=1,
+                 gp_target=1.0, drift=0.0, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if penalty not in ("clip", "gp", None):
             raise ValueError(f"penalty must be 'clip', 'gp' or None, got {penalty!r}")
@@ -74,13 +77,19 @@ class WGAN(GenerativeModel):
         self.penalty = penalty
         self.clip_value = clip_value
         self.gp_weight = gp_weight
+        self.penalty_every = int(penalty_every)
+        self.gp_target = float(gp_target)
+        self.drift = float(drift)
         self.critic_boost = penalty == "clip" if critic_boost is None else bool(critic_boost)
         if penalty == "clip":
             lipschitz.clip_weights(critic, clip_value)
         self.ema_decay = float(ema_decay) if ema_decay else None
         self.generator_ema = ema.average_network(generator) if self.ema_decay else None
         self.augment_policies = diffaugment.parse(augment)
-        self.num_classes = _classes(generator, critic)
+        self.num_classes, self.conditioning = _classes(generator, critic)
+        # Without batch norm every score is its own sample's, and the critic scores the real and
+        # the generated batch in one call (larger, faster convolutions: the same numbers).
+        self.per_sample_critic = not batch_norms(critic)
         self.class_weight = float(class_weight)
         self.generated_class_weight = float(generated_class_weight)
         self.generator_iterations = self._counter("generator_iterations")
@@ -133,40 +142,49 @@ class WGAN(GenerativeModel):
         trackers = [self.estimate_tracker, self.critic_loss_tracker, self.generator_loss_tracker]
         if self.penalty == "gp":
             trackers.append(self.penalty_tracker)
-        if self.num_classes:
+        if self.conditioning == "acgan":
             trackers += [self.class_loss_tracker, self.generated_class_loss_tracker]
         return trackers
 
     # -- Algorithm 1 -------------------------------------------------------------------------------
 
-    def train_step(self, data):
+    def train_step(self, data, schedule=None):
         """One generator iteration: ``n_critic`` critic updates (lines 2-8), one generator update
         (lines 9-11). ``data`` is ``(real_batches, noise)``: this replica's rows of ``n_critic`` real
         batches, and the global prior samples for each update (``draw_noise``), of which each
-        replica uses its own rows."""
+        replica uses its own rows. ``schedule`` (``step_schedule``): which critic updates compute
+        the gradient penalty, where it is lazy."""
         real_batches, noise = data
-        for real, critic_noise in zip(real_batches, noise["critic"]):
-            self.critic_step(real, critic_noise)
+        penalties = schedule or (True,) * self.n_critic
+        for real, critic_noise, penalty in zip(real_batches, noise["critic"], penalties):
+            self.critic_step(real, critic_noise, penalty)
         self.generator_step(noise["generator"])
         return self._logs()
 
-    def critic_step(self, real, noise):
-        """Lines 3-7: a real batch and prior samples, ascend the critic's estimate, clip."""
+    def critic_step(self, real, noise, penalty=True):
+        """Lines 3-7: a real batch and prior samples, ascend the critic's estimate, clip (or, with
+        ``penalty``, descend WGAN-GP's gradient penalty)."""
         real, labels = real if self.num_classes else (real, None)
         fake = self.generate(replica_rows(noise["z"]), labels)
         real = self.augment(real, noise.get("augment_real"))
         fake = self.augment(fake, noise.get("augment_fake"))
         with tf.GradientTape() as tape:
-            real_scores, real_logits = self.critique(real)
-            per_sample = self.critic_loss(real_scores, self.critique(fake)[0])
+            # The critic's generated images are of the real batch's classes.
+            real_scores, fake_scores, real_logits = self.critique_pair(real, fake, labels)
+            per_sample = self.critic_loss(real_scores, fake_scores)
             loss = estimate_loss = global_mean(per_sample)
-            if self.penalty == "gp":
+            penalized = self.penalty == "gp" and penalty
+            if penalized:
                 mix = replica_rows(noise["mix"])
-                penalty = global_mean(lipschitz.gradient_penalty(
-                    lambda x, training: self.critique(x, training)[0], real, fake, mix,
-                    loss_scale=self.loss_scale("critic_optimizer")))
-                loss = estimate_loss + self.gp_weight * penalty
-            if self.num_classes:
+                # Conditional: at each interpolate, the critic of its own class.
+                gradient_penalty = global_mean(lipschitz.gradient_penalty(
+                    lambda x, training: self.critique(x, labels, training)[0], real, fake, mix,
+                    target=self.gp_target, loss_scale=self.loss_scale("critic_optimizer")))
+                # Lazy regularisation: every penalty_every-th update, penalty_every times the weight.
+                loss += self.gp_weight * self.penalty_every * gradient_penalty
+            if self.drift:
+                loss += self.drift * global_mean(tf.square(real_scores[:, 0]))
+            if self.conditioning == "acgan":
                 class_loss = global_mean(losses.class_cross_entropy(real_logits, labels))
                 loss += self.class_weight * class_loss
         # Weight clipping (line 7) is the variables' WeightClip constraint, applied by the optimizer.
@@ -175,36 +193,51 @@ class WGAN(GenerativeModel):
 
         self.record(self.estimate_tracker, self.estimate(sum_over_replicas(estimate_loss)), made)
         self.record(self.critic_loss_tracker, sum_over_replicas(loss), made)
-        if self.penalty == "gp":
-            self.record(self.penalty_tracker, sum_over_replicas(penalty), made)
-        if self.num_classes:
+        if penalized:
+            self.record(self.penalty_tracker, sum_over_replicas(gradient_penalty), made)
+        if self.conditioning == "acgan":
             self.record(self.class_loss_tracker, sum_over_replicas(class_loss), made)
 
     def generator_step(self, noise):
-        """Lines 9-10: prior samples, descend -f(G(z)) (and, conditional, the classifier's
-        cross-entropy of the classes asked for)."""
+        """Lines 9-10: prior samples, descend -f(G(z)) (conditional: of the classes asked for,
+        and with an auxiliary classifier its cross-entropy of them)."""
         labels = replica_rows(noise["labels"]) if self.num_classes else None
         with tf.GradientTape() as tape:
             fake = self.generate(replica_rows(noise["z"]), labels)
-            scores, logits = self.critique(self.augment(fake, noise.get("augment_fake")))
+            scores, logits = self.critique(self.augment(fake, noise.get("augment_fake")), labels)
             loss = global_mean(self.generator_loss(scores))
-            if self.num_classes:
+            if self.conditioning == "acgan":
                 class_loss = global_mean(losses.class_cross_entropy(logits, labels))
                 loss += self.generated_class_weight * class_loss
         made = self.minimize("generator_optimizer", tape, loss, self.generator.trainable_variables)
         self.generator_iterations.assign_add(1)
         self.record(self.generator_loss_tracker, sum_over_replicas(loss), made)
-        if self.num_classes:
+        if self.conditioning == "acgan":
             self.record(self.generated_class_loss_tracker, sum_over_replicas(class_loss), made)
 
     def generate(self, latent, labels=None, training=True):
         """The generator's images of ``latent`` (and ``labels``, for a conditional one)."""
         return self.generator(latent if labels is None else [latent, labels], training=training)
 
-    def critique(self, images, training=True):
-        """(scores ``[B, 1]``, class logits ``[B, classes]`` or None) of the critic."""
+    def critique(self, images, labels=None, training=True):
+        """(scores ``[B, 1]``, class logits ``[B, classes]`` or None) of the critic; a projection
+        critic scores each image as one of its class ``labels``."""
+        if self.conditioning == "projection":
+            return self.critic([images, labels], training=training), None
         outputs = self.critic(images, training=training)
-        return tuple(outputs) if self.num_classes else (outputs, None)
+        return tuple(outputs) if self.conditioning == "acgan" else (outputs, None)
+
+    def critique_pair(self, real, fake, labels=None):
+        """(real scores, generated scores, real class logits or None): in one critic call where
+        the critic is per sample; in two where batch norm normalises each batch by its own
+        statistics (the paper's code calls its critic on each batch)."""
+        if not self.per_sample_critic:
+            real_scores, real_logits = self.critique(real, labels)
+            return real_scores, self.critique(fake, labels)[0], real_logits
+        both = None if labels is None else tf.concat([labels, labels], 0)
+        scores, logits = self.critique(tf.concat([real, fake], 0), both)
+        count = tf.shape(real)[0]
+        return scores[:count], scores[count:], None if logits is None else logits[:count]
 
     def augment(self, images, numbers):
         """DiffAugment of this replica's images with its rows of the global batch's numbers."""
@@ -212,10 +245,19 @@ class WGAN(GenerativeModel):
             return images
         return diffaugment.augment(images, replica_rows(numbers), self.augment_policies)
 
+    def refresh_sampler(self):
+        """The EMA's standing statistics (``ema.standing_statistics``), recomputed when the average
+        has changed since they were last: a pure function of its weights and the seed."""
+        step = int(self.generator_iterations.numpy())
+        if self.generator_ema is None or getattr(self, "_standing_at", None) == step:
+            return
+        ema.standing_statistics(self.generator_ema, self.seed, self.num_classes)
+        self._standing_at = step
+
     def after_step(self):
         if self.generator_ema is not None:
-            ema.update(self.generator_ema, self.generator, self.ema_decay,
-                       self.generator_iterations.value)
+            ema.update(self.generator_ema, self.generator,
+                       ema.decay_at(self.ema_decay, self.generator_iterations.value))
 
     # -- Prior samples: the same global draws whatever the replica count, with or without XLA ------
 
@@ -250,6 +292,20 @@ class WGAN(GenerativeModel):
                                                      iteration, _AUGMENT_FAKE)
         return noise
 
+    def penalty_due(self, critic_iteration):
+        """Whether critic iteration ``critic_iteration`` computes the gradient penalty."""
+        return self.penalty == "gp" and critic_iteration % self.penalty_every == 0
+
+    def step_schedule(self):
+        """With a lazy penalty, which of the next generator iteration's critic updates compute it
+        (a tuple of bools, from the critic counter: the same after a resume and on any number of
+        replicas); None where every one does. A choice made in Python: each pattern is its own
+        traced step, since a gradient all-reduce cannot sit inside graph control flow."""
+        if self.penalty != "gp" or self.penalty_every == 1:
+            return None
+        first = int(self.critic_iterations.numpy())
+        return tuple(self.penalty_due(first + i) for i in range(self.n_critic))
+
     # -- The critic boost, run from Python before some generator iterations ------------------------
 
     def boost_iterations(self):
@@ -269,15 +325,15 @@ class WGAN(GenerativeModel):
             run = self.distributed(critic_step)
 
             @tf.function
-            def boost_iteration(iterator):
+            def boost_iteration(iterator, penalty):
                 real = self.next_batch(iterator)
                 run(real, self.critic_noise(self.global_batch_size(real),
-                                            self.critic_iterations.value))
+                                            self.critic_iterations.value), penalty=penalty)
             self._boost_function = boost_iteration
         for _ in range(self.boost_iterations()):
             if self.interrupt_requested():
                 raise TrainingInterrupted("stopped during the critic boost")
-            self._boost_function(iterator)
+            self._boost_function(iterator, self.penalty_due(int(self.critic_iterations.numpy())))
 
     def make_train_function(self, force=False):
         if force:
@@ -292,9 +348,15 @@ def uniform_labels(count, num_classes, seed, stream, counter, lane):
 
 
 def _classes(generator, critic):
-    """The number of classes of a conditional pair, None for an unconditional one."""
-    conditional = is_conditional(generator)
-    if conditional != (len(critic.outputs) == 2):
-        raise ValueError("a conditional generator needs a critic with an auxiliary classifier "
-                         "(images -> [score, class logits]) and the other way round")
-    return int(critic.outputs[1].shape[-1]) if conditional else None
+    """(number of classes, the critic's conditioning) of a conditional pair; (None, None) for an
+    unconditional one."""
+    conditioning = critic_conditioning(critic)
+    if is_conditional(generator) != (conditioning is not None):
+        raise ValueError("a conditional generator needs a conditional critic (a projection "
+                         "critic, [images, labels] -> score, or one with an auxiliary classifier, "
+                         "images -> [score, class logits]) and the other way round")
+    if conditioning is None:
+        return None, None
+    if conditioning == "projection":
+        return int(critic.get_layer("class_embedding").input_dim), conditioning
+    return int(critic.outputs[1].shape[-1]), conditioning

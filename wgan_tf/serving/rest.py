@@ -12,6 +12,8 @@
   up, else 503; ``GET /v2/health/live``: 200 while the process answers (the paths of the Open
   Inference Protocol that KServe and Triton probe); ``GET`` the monitoring config's path:
   Prometheus metrics.
+- Beside TF Serving's API, the web page (``page.py``): ``GET /`` and its files, ``GET
+  /page/models``, and ``POST /png/v1/models/...:predict``, a predict answered with one PNG grid.
 
 JSON becomes tensors by the signature's dtypes, as in TF Serving's ``json_tensor.cc``: integers
 must be JSON integers in the dtype's range (300 is no uint8, 1e30 no int64), floats finite numbers
@@ -57,6 +59,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2
 
+from wgan_tf.serving import page
 from wgan_tf.serving.servable import DEFAULT_SIGNATURE, RequestError
 
 log = logging.getLogger(__name__)
@@ -352,11 +355,16 @@ class _Handler(BaseHTTPRequestHandler):
         if path in (READY_PATH, LIVE_PATH) or (self.metrics_path and path == self.metrics_path):
             self._only(path, "GET")
             return self._health(path)
-        match = _PATH.fullmatch(path)
-        if not match:
+        if path in page.PATHS:
+            self._only(path, "GET")
+            return _Raw(*page.answer(path, self.models))
+        png = page.png_path(path)
+        match = _PATH.fullmatch(path if png is None else png)
+        if not match or (png is not None and match["resource"] != ":predict"):
             raise _Refusal(HTTPStatus.NOT_FOUND, f"no such endpoint: {reprlib.repr(path)}; this "
                            "server answers /v1/models/NAME[/versions/N|/labels/L]"
-                           f"[/metadata|:predict], {READY_PATH} and {LIVE_PATH}")
+                           f"[/metadata|:predict], {page.PNG_PREFIX}/v1/models/NAME[...]:predict, "
+                           f"{READY_PATH}, {LIVE_PATH} and the page at /")
         method = "POST" if match["resource"] == ":predict" else "GET"
         self._only(path, method)
         spec = model_pb2.ModelSpec(name=urllib.parse.unquote(match["name"]))
@@ -370,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif match["label"]:
             spec.version_label = urllib.parse.unquote(match["label"])
         if method == "POST":
-            return self._counted_predict(spec)
+            return self._counted_predict(spec, png=png is not None)
         if "Transfer-Encoding" in self.headers or self.headers.get("Content-Length", "0") != "0":
             self.close_connection = True  # a GET's body is not read, so it ends the connection
         if match["resource"]:
@@ -396,14 +404,14 @@ class _Handler(BaseHTTPRequestHandler):
 
         return _Raw(CONTENT_TYPE, self.metrics.text())
 
-    def _counted_predict(self, spec):
+    def _counted_predict(self, spec, png=False):
         """``_predict``, counted in the metrics as TF Serving's HTTP server counts it."""
         started, code = time.monotonic(), grpc.StatusCode.OK
         name = spec.name
         if self.metrics is not None:
             self.metrics.in_flight.labels("REST").inc()
         try:
-            return self._predict(spec)
+            return self._predict(spec, png)
         except RequestError as e:
             code = e.code
             raise
@@ -418,7 +426,9 @@ class _Handler(BaseHTTPRequestHandler):
                         (time.monotonic() - started) * 1e6)
                 self.metrics.request_count.labels(name, code.name).inc()
 
-    def _predict(self, spec):
+    def _predict(self, spec, png=False):
+        """A predict answered in JSON, or with ``png`` as one PNG grid of its images (page.py)."""
+        columns = page.grid_columns(urllib.parse.urlsplit(self.path).query) if png else None
         servable = self.models.servable(spec)
         document = _parse_json(self._read_body(self.max_body_bytes
                                                or default_max_body_bytes(servable)))
@@ -438,6 +448,9 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in values.items():
             request.inputs[key].CopyFrom(
                 tf.make_tensor_proto(_to_array(value, signature.inputs[key], key)))
+        if png:
+            request.output_filter.append(page.IMAGES_OUTPUT)
+            return _Raw("image/png", page.grid_png(servable.predict(request).outputs, columns))
         return _predict_json(servable.predict(request).outputs, rows)
 
     def _read_body(self, limit):
