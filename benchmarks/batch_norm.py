@@ -74,8 +74,10 @@ def main():
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args()
-    flags = ["--dataset", "digits", "--image-size", "64", "--channels", "3", "--precision",
+    flags = ["--dataset", "digits", "--image-size", str(args.image_size), "--channels", "3",
+             "--precision",
              args.precision, "--penalty", args.penalty, "--no-critic-boost"]
     best = {}
     for _ in range(args.rounds):

@@ -39,7 +39,7 @@ PARTS = [
     ("batch norm", lambda t, n: "FusedBatchNorm" in t or "/bn" in n or "cbn" in n
      or "normalize" in n),
     ("layer norm", lambda t, n: "/ln" in n),
-    ("conv backward", lambda t, n: "Conv2D" in t and "gradient_tape" in n),
+    ("conv backward", lambda t, n: "Conv2D" in t and "gradient" in n.lower()),
     ("conv forward", lambda t, n: "Conv2D" in t),
     ("casts", lambda t, n: t == "Cast"),
     ("random numbers", lambda t, n: "Random" in t),

@@ -197,6 +197,23 @@ def torch_reference(arch, penalty, image_size, batch, n_critic, iterations,
     return results
 
 
+def measure_apart(key, args, parts=False):
+    """(iterations per second, FLOP per iteration, time by part) of one setting (``key``:
+    PRECISION/xla_on|xla_off[/before]) in a fresh process, as PyTorch's step is measured: each
+    measurement starts cold alike, and none inherits the other's oneDNN kernels or memory."""
+    command = [sys.executable, os.path.abspath(__file__), "--measure", key, "--arch", args.arch,
+               "--iterations", str(args.iterations), "--devices", str(args.devices),
+               "--image-size", str(args.image_size), "--n-critic", str(args.n_critic)]
+    for flag, value in (("--penalty", args.penalty), ("--batch-size", args.batch_size)):
+        if value:
+            command += [flag, str(value)]
+    if parts:
+        command.append("--parts")
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out[out.rindex("\n{"):] if "\n{" in out else out[out.index("{"):])
+    return result["its"], result["flops"], result["parts"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arch", choices=("dcgan", "mlp"), default="dcgan")
@@ -223,7 +240,17 @@ def main():
     parser.add_argument("--cli-steps", type=int, default=300,
                         help="mlp: generator iterations of the timed wgan_tf.train runs")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--measure", metavar="PRECISION/XLA[/before]", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:  # one measurement, in this fresh process (see measure_apart)
+        precision_name, xla, *old = args.measure.split("/")
+        its, flops, split = throughput(
+            xla == "xla_on", args.iterations, args.devices, args.image_size,
+            args.batch_size or (TOY_BATCH_SIZE if args.arch == "mlp" else 64), args.n_critic,
+            args.penalty or ("gp" if args.arch == "mlp" else "clip"), precision_name, args.arch,
+            before=bool(old), parts=args.parts)
+        print(json.dumps({"its": its, "flops": flops, "parts": split}))
+        return
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     penalty = args.penalty or ("gp" if args.arch == "mlp" else "clip")
@@ -244,10 +271,8 @@ def main():
                 for old in variants:
                     key = (f"{precision_name}/xla_{'on' if jit else 'off'}"
                            + ("/before" if old else ""))
-                    its, flops, split = throughput(
-                        jit, args.iterations, args.devices, args.image_size, batch,
-                        args.n_critic, penalty, precision_name, args.arch, before=old,
-                        parts=args.parts and key not in parts)
+                    its, flops, split = measure_apart(key, args, parts=args.parts
+                                                      and key not in parts)
                     rates.setdefault(key, []).append((its, flops))
                     if split:
                         parts[key] = split
@@ -277,6 +302,11 @@ def main():
             for p in precisions if p != "float16" for k in (1, 10)}
         print(f"# through wgan_tf.train: {results['through_train']}", flush=True)
     if torch_rates:
+        # Per round, ours over PyTorch's measured next to it: the machine's speed drifts by
+        # +-10 % between minutes (shared cores), and a ratio of neighbours cancels most of it.
+        results["ours_over_torch_by_round"] = {
+            p: [ours[0] / theirs for ours, theirs in zip(rates[f"{p}/xla_off"], v)]
+            for p, v in torch_rates.items() if f"{p}/xla_off" in rates}
         results["torch"] = {p: float(np.median(v)) for p, v in torch_rates.items()}
         results["torch_all_rounds"] = torch_rates
         ours = {p: max(run["generator_iterations_per_s"] for k, run in results["runs"].items()

@@ -57,8 +57,9 @@ def input_gradient(out_backprop, kernel, input_shape, kernel_size, strides, padd
                                             strides=[1, *strides, 1], padding=padding)
 
         def gradient(g):
-            return (tf.nn.conv2d(g, w, strides, padding),
-                    filter_gradient(g, dy, kernel_size, strides, padding))
+            with tf.name_scope("input_gradient_gradient"):
+                return (tf.nn.conv2d(g, w, strides, padding),
+                        filter_gradient(g, dy, kernel_size, strides, padding))
         return dx, gradient
 
     return backprop(out_backprop, kernel)
@@ -86,8 +87,9 @@ class Conv2D(layers.Conv2D):
         @tf.custom_gradient
         def convolve(x, w):
             def gradient(dy):
-                return (input_gradient(dy, w, tf.shape(x), kernel_size, strides, padding),
-                        filter_gradient(x, dy, kernel_size, strides, padding))
+                with tf.name_scope("conv_gradient"):
+                    return (input_gradient(dy, w, tf.shape(x), kernel_size, strides, padding),
+                            filter_gradient(x, dy, kernel_size, strides, padding))
             return tf.nn.conv2d(x, w, strides, padding), gradient
 
         return convolve(inputs, tf.convert_to_tensor(kernel))
@@ -115,9 +117,10 @@ class Conv2DTranspose(layers.Conv2DTranspose):
                                        padding)
 
             def gradient(dy):
-                dx = tf.nn.conv2d(dy, w, strides, padding)
-                # w is [kh, kw, c_out, c_in]: the forward convolution's filter, dy its input.
-                return dx, filter_gradient(dy, x, self.kernel_size, strides, padding)
+                with tf.name_scope("conv_transpose_gradient"):
+                    dx = tf.nn.conv2d(dy, w, strides, padding)
+                    # w is [kh, kw, c_out, c_in]: the forward convolution's filter, dy its input.
+                    return dx, filter_gradient(dy, x, self.kernel_size, strides, padding)
             return y, gradient
 
         return transpose(inputs, tf.convert_to_tensor(self.kernel))
