@@ -9,8 +9,9 @@ flowers (64x64, five classes).
     python experiments/conditional.py all
 
 Digits: the demo's settings (WGAN-GP's DCGAN at 64 base filters, 16x16, seed 0), 1,500 generator
-iterations. Flowers: the photo recipe of experiments/recipes.py (``RECIPE``) for the iterations
-its run makes in the recipe experiment's budget; the unconditional run is that experiment's own.
+iterations. Flowers: the photo recipe (``--recipe fast``, the winner of experiments/recipes.py)
+at 64x64, ``FLOWER_STEPS`` generator iterations (the recipe's quarter-budget point: five minutes of
+two quiet cores), every variant its own run from the same seed.
 
 Each run is exported (``wgan-tf export``) and measured twice: with ``wgan-tf evaluate`` (2,000
 samples, every class in turn: ``class_accuracy`` by the dataset's own classifier,
@@ -54,10 +55,12 @@ VARIANTS = {  # suffix -> (label, flags)
     "acgan-g1": ("conditional, AC-GAN, generator's weight 1",
                  [*ACGAN, "--generated-class-weight", "1"]),
 }
-# The flowers: the photo recipe (experiments/recipes.py's winner), as many iterations as its run
-# there made in its budget.
-RECIPE = "lazy-augment"
-RECIPE_RUNS = recipes.RUNS
+# The flowers: the photo recipe (experiments/recipes.py's winner, --recipe fast) at 64x64.
+FLOWERS = ["--dataset", f"folder:{os.path.normpath(recipes.DATA)}", "--recipe", "fast",
+           "--image-size", "64", "--channels", "3", "--batch-size", "64", "--seed", "0",
+           "--log-every", "10", "--sample-every", "640", "--checkpoint-every", "640",
+           "--eval-every", "0"]
+FLOWER_STEPS = 1280
 SERVED = 50  # seeds per class asked of the server
 SEEDS = 8
 
@@ -68,42 +71,26 @@ def wgan_tf(*args, **kwargs):
     return subprocess.run(command, check=True, **kwargs)
 
 
-def runs_to_make(runs, recipe_runs, smoke=False):
-    """{name: (label, run directory, flags or None when the run is another experiment's)}."""
+def runs_to_make(runs, smoke=False):
+    """{name: (label, run directory, flags)}."""
     made = {}
     for variant, (label, extra) in VARIANTS.items():
         made[f"digits-{variant}"] = (label, os.path.join(runs, f"digits-{variant}"),
                                      [*DIGITS, *extra, "--steps", DIGIT_STEPS])
-    flowers = [*recipes.flags(RECIPE), "--eval-every", "0"]
-    for variant, (label, extra) in VARIANTS.items():
-        if variant == "unconditional":
-            made["flowers-unconditional"] = (label, os.path.join(recipe_runs, RECIPE), None)
-        else:
-            made[f"flowers-{variant}"] = (label, os.path.join(runs, f"flowers-{variant}"),
-                                          [*flowers, *extra])
+        made[f"flowers-{variant}"] = (label, os.path.join(runs, f"flowers-{variant}"),
+                                      [*FLOWERS, *extra, "--steps", FLOWER_STEPS])
     if smoke:
         for name, (label, run_dir, flags) in made.items():
-            made[name] = (label, os.path.join(runs, name), [
-                *(flags or [*recipes.flags(RECIPE)]), *SMOKE, "--steps", 4])
+            made[name] = (label, run_dir, [*flags, *SMOKE, "--steps", 4])
     return made
 
 
-def flower_steps(recipe_runs):
-    """The iterations of the recipe's own (unconditional) run in the recipe experiment."""
-    from photos import read_metrics
-
-    return int(read_metrics(os.path.join(recipe_runs, RECIPE))[-1]["generator_iteration"])
-
-
-def train(names, runs, recipe_runs, smoke=False):
-    made = runs_to_make(runs, recipe_runs, smoke)
+def train(names, runs, smoke=False):
+    made = runs_to_make(runs, smoke)
     for name in names:
         _, run_dir, flags = made[name]
-        if flags is None:
-            continue
-        if name.startswith("flowers") and not smoke:
-            flags = [*flags, "--steps", flower_steps(recipe_runs),
-                     "--data-cache", os.path.join(recipe_runs, "data-cache")]
+        if name.startswith("flowers"):
+            flags = [*flags, "--data-cache", os.path.join(runs, "data-cache")]
         wgan_tf("train", *flags, "--out", run_dir, "--quiet")
 
 
@@ -150,10 +137,10 @@ def interpolation_strips(model, seed_a=3, seed_b=11, steps=SEEDS):
     return pictures.grid(images, columns=steps)
 
 
-def report(names, runs, recipe_runs, out, num=2000, served_per_class=SERVED, smoke=False):
+def report(names, runs, out, num=2000, served_per_class=SERVED, smoke=False):
     from wgan_tf import pictures
 
-    made = runs_to_make(runs, recipe_runs, smoke)
+    made = runs_to_make(runs, smoke)
     path = os.path.join(out, "results", "conditional.json")
     results = json.load(open(path)) if os.path.exists(path) and not smoke else {}
     figures = os.path.join(out, "figures")
@@ -192,17 +179,15 @@ def main():
     parser.add_argument("command", choices=("train", "report", "all"))
     parser.add_argument("--only", nargs="+", help="these runs only (default: every one)")
     parser.add_argument("--runs", default=RUNS)
-    parser.add_argument("--recipe-runs", default=RECIPE_RUNS,
-                        help="experiments/recipes.py's runs (the flowers' unconditional run)")
     parser.add_argument("--out", default=OUT)
     parser.add_argument("--smoke", action="store_true",
                         help="every command end to end in seconds (tiny networks, 4 iterations)")
     args = parser.parse_args()
-    names = args.only or list(runs_to_make(args.runs, args.recipe_runs))
+    names = args.only or list(runs_to_make(args.runs))
     if args.command in ("train", "all"):
-        train(names, args.runs, args.recipe_runs, args.smoke)
+        train(names, args.runs, args.smoke)
     if args.command in ("report", "all"):
-        report(names, args.runs, args.recipe_runs, args.out, num=100 if args.smoke else 2000,
+        report(names, args.runs, args.out, num=100 if args.smoke else 2000,
                served_per_class=4 if args.smoke else SERVED, smoke=args.smoke)
 
 

@@ -54,14 +54,20 @@ SETTINGS = {
     # "Conditional generation"): WGAN-GP's settings plus --conditional.
     "wgan-gp-conditional": ("WGAN-GP, conditional", ["--penalty", "gp", "--conditional"]),
 }
-# The best setting at 64x64: the committed colour model (Makefile: saved-model-flowers). A DCGAN
-# of 32 base filters, bfloat16 (1.9x float32 on a CPU with AMX: docs/BENCHMARKS.md).
+# The committed colour model (Makefile: saved-model-flowers): the fast recipe (--recipe fast, the
+# winner of experiments/recipes.py: one critic step, lazy penalty, two time-scale Adam,
+# DiffAugment, a DCGAN of 32 base filters in bfloat16) with the projection critic, at 64x64.
+# Measured after training by experiments/served.py, not during it (no --eval-every).
 SETTINGS_64 = {
-    "flowers64": ("WGAN-GP + EMA, 64x64",
-                  ["--penalty", "gp", "--image-size", "64", "--filters", "32",
-                   "--precision", "bfloat16"]),
+    "flowers64": ("fast recipe, projection-conditional, 64x64",
+                  ["--recipe", "fast", "--image-size", "64", "--conditional",
+                   "--conditioning", "projection", "--eval-every", "0", "--sample-every", "1000",
+                   "--checkpoint-every", "1000"]),
 }
-STEPS = {"flowers64": 2500}
+STEPS = {"flowers64": 10000}
+# Iterations per fresh process: small for the comparison (all runs come equally far whenever
+# the budget ends), large for the one long run (each start costs tracing and data loading).
+CHUNKS = {"flowers64": 2500}
 DEFAULT_STEPS = 1000
 # --smoke (the docs test): every command end to end in seconds, on the same photographs.
 SMOKE = ["--image-size", "16", "--filters", "8", "--batch-size", "8", "--n-critic", "2",
@@ -81,7 +87,7 @@ def train(names, steps, runs, data=DATA, quiet=True, smoke=False):
     done = {name: 0 for name in names}
     while any(done[name] < steps.get(name, DEFAULT_STEPS) for name in names):
         for name in names:
-            target = min(done[name] + CHUNK, steps.get(name, DEFAULT_STEPS))
+            target = min(done[name] + CHUNKS.get(name, CHUNK), steps.get(name, DEFAULT_STEPS))
             if done[name] >= target:
                 continue
             # Every photo decoded once, into the runs' own cache (the same pixels as decoding
@@ -289,15 +295,24 @@ def samples_figure(results, runs, path):
 def model_figure(model_dir, path, count=64):
     """The committed colour model's images of seeds 0..count-1, through the exported
     ``from_seeds`` signature the server answers with (what ``wgan-tf generate --model-name
-    flowers --seed 0`` returns)."""
+    flowers --seed 0`` returns). A conditional model: one row per class, seeds 0..11 in every
+    row (``--label all --num 12``)."""
     import numpy as np
     import tensorflow as tf
 
     from wgan_tf import pictures
 
     model = tf.saved_model.load(model_dir)
-    images = model.signatures["from_seeds"](seeds=np.arange(count, dtype=np.int64))["images"]
-    pictures.save_png(pictures.grid(images.numpy(), columns=8), path)
+    if "classes" in model.signatures:
+        names = model.signatures["classes"](index=np.zeros([1], np.int64))["class_names"]
+        classes, columns = int(names.shape[1]), 12
+        seeds = np.tile(np.arange(columns, dtype=np.int64), classes)
+        labels = np.repeat(np.arange(classes, dtype=np.int64), columns)
+        images = model.signatures["from_seeds"](seeds=seeds, labels=labels)["images"]
+    else:
+        columns = 8
+        images = model.signatures["from_seeds"](seeds=np.arange(count, dtype=np.int64))["images"]
+    pictures.save_png(pictures.grid(images.numpy(), columns=columns), path)
     print(path)
 
 

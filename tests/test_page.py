@@ -1,8 +1,9 @@
 """The web page on `wgan-tf serve`'s REST port (wgan_tf/serving/page.py), and its PNG endpoint.
 
 A real `wgan-tf serve`, in a fresh process and configured as the serving-python image is (request
-batching, metrics), serves two models: the committed colour model (saved_models/flowers/1, 64x64)
-and a tiny conditional export with the flowers' five classes (8x8). The browser is Debian's
+batching, metrics), serves two models: the committed colour model (saved_models/flowers/1, 64x64,
+conditional on the flowers' five classes) and a tiny conditional export with the same classes
+(8x8). The browser is Debian's
 headless Chromium driven by Selenium through Debian's chromedriver, both named by path, so that
 nothing is downloaded (.ci/run installs them; where neither can be had, the browser tests skip and
 say why). The tests work the page as a person does (pick the model and the class, switch
@@ -48,7 +49,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-sync", "--window-size=1200,1000"]
 GRID_SECONDS = 1.0  # the target: a 64-image grid of the flowers model, from a warm server
 PAGE_BYTES = 50 * 1024  # the target: HTML + JS + CSS
-SEEDS = {"signature_name": "from_seeds", "inputs": {"seeds": [10, 11]}}
+SEEDS = {"signature_name": "from_seeds", "inputs": {"seeds": [10, 11], "labels": [0, 0]}}
 
 
 def report(config, line):
@@ -129,13 +130,14 @@ def assert_grid(picture, images, columns):
 # -- The PNG endpoint, without a browser ---------------------------------------------------------
 
 def test_png_is_the_predict_answer_as_one_grid(served):
-    body = {"signature_name": "from_seeds", "inputs": {"seeds": list(range(10, 15))}}
+    body = {"signature_name": "from_seeds", "inputs": {"seeds": list(range(10, 15)),
+                                                       "labels": [4] * 5}}
     status, kind, png = post(f"{served.url}/png/v1/models/flowers:predict?columns=2", body)
     assert (status, kind) == (200, "image/png")
     images = rest_images(served, "flowers", body)
     assert_grid(decode_png(png), images, columns=2)
     with client(served, "flowers") as grpc_client:
-        np.testing.assert_array_equal(grpc_client.generate(5, seed=10), images)
+        np.testing.assert_array_equal(grpc_client.generate(5, seed=10, labels="tulip"), images)
     # By version, with labels, any signature with images; by default sqrt(N) columns, rounded up.
     body = {"signature_name": "interpolate", "inputs": {
         "seed_a": [3] * 5, "seed_b": [7] * 5, "t": [0.0, 0.25, 0.5, 0.75, 1.0], "labels": [4] * 5}}
@@ -153,7 +155,8 @@ def test_png_is_the_predict_answer_as_one_grid(served):
      "unknown query parameter 'rows': this endpoint takes only columns (images a row)"),
     ("flowers:predict?columns=3", SEEDS, 400,
      "columns (3) must be at most the number of images (2)"),
-    ("flowers:predict", {"signature_name": "from_seeds", "inputs": {"seeds": []}}, 400,
+    ("flowers:predict", {"signature_name": "from_seeds", "inputs": {"seeds": [], "labels": []}},
+     400,
      "no images to lay out: the request asked for 0"),
     (f"{CONDITIONAL}:predict", {"signature_name": "classes", "inputs": {"index": [0]}}, 400,
      "output_filter names ['images'], not outputs of 'classes' (class_names)"),
@@ -353,16 +356,19 @@ def test_page_shows_what_the_api_gives(served, page):
     assert page.options("model") == ["flowers", CONDITIONAL]
     assert page.options("version") == ["1"]
     assert page.element("#about").text.startswith("64×64 colour images · version 1")
-    assert page.element("#class-field").is_displayed() is False
+    assert page.element("#class-field").is_displayed()
+    assert page.options("class") == [*FLOWER_CLASSES, "all"]  # the first class is shown first
     page.wait(lambda: page.drawn("walk") > 0, "the first interpolation")
     with client(served, "flowers") as flowers:
-        assert_grid(page.pixels("grid"), flowers.generate(64, seed=0), columns=8)
-        assert_grid(page.pixels("strip"), flowers.interpolate(0, 1, steps=8), columns=8)
+        assert_grid(page.pixels("grid"), flowers.generate(64, seed=0, labels="daisy"), columns=8)
+        assert_grid(page.pixels("strip"), flowers.interpolate(0, 1, steps=8, label="daisy"),
+                    columns=8)
         page.shot("01-flowers")
 
         page.type("seed-a", 3, "walk")
         page.type("seed-b", 7, "walk")
-        assert_grid(page.pixels("strip"), flowers.interpolate(3, 7, steps=8), columns=8)
+        assert_grid(page.pixels("strip"), flowers.interpolate(3, 7, steps=8, label="daisy"),
+                    columns=8)
         shot = page.shot("02-flowers-interpolation-3-to-7")
         if os.environ.get("WGAN_TF_DOC_FIGURES"):  # the README's, in 256 colours: 40% the bytes
             Image.open(shot).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(
@@ -375,7 +381,8 @@ def test_page_shows_what_the_api_gives(served, page):
             slider.dispatchEvent(new Event("input"));
             slider.dispatchEvent(new Event("change"));"""), "samples")
         assert page.element("#psi-value").text == "0.50"
-        assert_grid(page.pixels("grid"), flowers.generate(64, seed=0, truncation=0.5), columns=8)
+        assert_grid(page.pixels("grid"), flowers.generate(64, seed=0, labels="daisy",
+                                                          truncation=0.5), columns=8)
         page.shot("03-flowers-truncation-0.5")
         # The download is the picture shown.
         link = page.element("#samples .download")
@@ -473,7 +480,8 @@ def test_a_64_image_grid_appears_within_a_second(served, page, pytestconfig):
             start = performance.now();
             field.dispatchEvent(new Event("change"));""", seed))
     with client(served, "flowers") as flowers:
-        assert_grid(page.pixels("grid"), flowers.generate(64, seed=8000), columns=8)
+        assert_grid(page.pixels("grid"), flowers.generate(64, seed=8000, labels="daisy"),
+                    columns=8)
     median = statistics.median(milliseconds[1:]) / 1000  # the first one warms the page
     report(pytestconfig, f"test_page: a 64-image grid of the flowers model appears in "
                          f"{median:.3f} s (median; each run in ms: "

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import WGAN_TF, user_env
+from helpers import FLOWER_CLASSES, WGAN_TF, user_env
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "saved_models" / "wgan"
@@ -75,19 +75,26 @@ FLOWERS = ROOT / "saved_models" / "flowers"
 
 
 def test_committed_colour_model_is_small_and_serves_colour_photographs():
-    """saved_models/flowers/1/: the 64x64 colour generator (make saved-model-flowers, hours of
-    training, is not rerun here). Served by the same Python server; its samples are colour
-    pictures, not grey, blank or noise."""
+    """saved_models/flowers/1/: the 64x64 colour generator, conditional on the flowers' five
+    classes (make saved-model-flowers, an hour of training, is not rerun here). Served by the same
+    Python server; its samples are colour pictures, not grey, blank or noise, and the same seed
+    asked for two classes gives two different images."""
     files = [p for p in (FLOWERS / "1").rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files)
     print(f"saved_models/flowers/1: {len(files)} files, {size / 1e6:.2f} MB")
-    assert size < 8e6, size
+    assert size < 10e6, size
     assert (FLOWERS / "1" / "assets.extra" / "tf_serving_warmup_requests").is_file()
     assert sorted(p.name for p in FLOWERS.iterdir()) == ["1"]
     model = tf.saved_model.load(str(FLOWERS / "1"))
-    pictures = model.signatures["from_seeds"](seeds=tf.constant(SEEDS))["images"].numpy()
+    names = model.signatures["classes"](index=tf.zeros([1], tf.int64))["class_names"].numpy()[0]
+    assert tuple(n.decode() for n in names) == FLOWER_CLASSES
+    labels = tf.constant(SEEDS % len(FLOWER_CLASSES))
+    pictures = model.signatures["from_seeds"](seeds=tf.constant(SEEDS), labels=labels)
+    pictures = pictures["images"].numpy()
     assert pictures.shape == (64, 64, 64, 3) and pictures.dtype == np.uint8
     assert pictures.std() > 20
     colour = np.abs(pictures[..., 0].astype(int) - pictures[..., 2]).mean()
     assert colour > 5, colour  # red and blue differ: colour, not grey
+    other = model.signatures["from_seeds"](seeds=tf.constant(SEEDS), labels=(labels + 1) % 5)
+    assert np.abs(other["images"].numpy().astype(int) - pictures).mean() > 10  # the class counts
     assert {"interpolate", "from_seeds_truncated"} <= set(model.signatures)
