@@ -4,9 +4,10 @@ both against what wgan-tf needs of them: every pod runs the same valid ``wgan-tf
 the project's train image, in the container the operator gives TF_CONFIG to, with the run directory
 on a volume that every pod shares.
 
-The serving manifests likewise: serving.yaml (Deployment, Service, HorizontalPodAutoscaler)
-against the Kubernetes client's models, kserve.yaml against the KServe SDK's InferenceService
-model, and both against what serving the exported models needs."""
+The serving manifests likewise: serving.yaml (TF Serving) and serving-python.yaml (the package's
+own server, ``wgan-tf serve``), each a Deployment, Service and HorizontalPodAutoscaler, against
+the Kubernetes client's models, kserve.yaml against the KServe SDK's InferenceService model, and
+all against what serving the exported models needs."""
 import copy
 import importlib.util
 import json
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from test_dockerfile import read_dockerfile
 from wgan_tf.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,7 +203,7 @@ def test_the_run_directory_must_be_shared(volumes):
     assert any("not ReadWriteMany" in p for p in tfjob_problems(job, single))
 
 
-# -- Serving: serving.yaml (TF Serving at scale) and kserve.yaml -------------------------------
+# -- Serving: serving.yaml (TF Serving), serving-python.yaml (wgan-tf serve) and kserve.yaml ---
 
 def _served_models():
     from wgan_tf.serving import config_files
@@ -216,8 +218,91 @@ def _probe_checks_every_model(probe, names):
     return "AVAILABLE" in command and all(re.search(rf"\b{n}\b", command) for n in names)
 
 
-def serving_problems(documents, volumes):
-    """Everything wrong with serving.yaml's documents for Kubernetes and for TF Serving."""
+def _tf_serving_problems(pod, container):
+    """serving.yaml's container: tensorflow_model_server's flags and a probe of its REST status."""
+    problems = []
+    for flag in container.get("args", []):
+        config = re.fullmatch(r"--\w+=/etc/wgan-tf/(.+)", flag)
+        if config and not (ROOT / "serving" / config[1]).is_file():
+            problems.append(f"{flag}: the image has no such file (serving/{config[1]})")
+    names = [m.name for m in _served_models()]
+    if not _probe_checks_every_model(container.get("readinessProbe", {}), names):
+        problems.append(f"the readiness probe must see an AVAILABLE version of each of {names}")
+    return problems
+
+
+def _probe_gets(container, probe, path, port):
+    """Whether the container's ``probe`` is an HTTP GET of ``path`` on ``port``, by number or by
+    the container port's name."""
+    get = container.get(probe, {}).get("httpGet", {})
+    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    return get.get("path") == path and ports.get(get.get("port"), get.get("port")) == port
+
+
+def _python_server_problems(pod, container):
+    """serving-python.yaml's container: its args, after the image's ENTRYPOINT (wgan-tf serve),
+    accepted by wgan-tf's own parser and by the server's own option checks (with the files the
+    image has), the image's config files under the flags the image's CMD gives them, the ports
+    the container declares, and probes on the health endpoints of its REST port."""
+    from wgan_tf.errors import ConfigError
+    from wgan_tf.serving.rest import LIVE_PATH, READY_PATH
+    from wgan_tf.serving.server import server_options
+
+    stage = read_dockerfile()[1]["serving-python"]
+    entrypoint = stage.exec_form("ENTRYPOINT")
+    command = entrypoint[entrypoint.index("wgan-tf") + 1:]  # ["serve"]
+    args = container.get("args", [])
+    try:
+        parsed = build_parser().parse_args(command + args)
+    except SystemExit:
+        return [f"wgan-tf {' '.join(command)} refuses its arguments {args}"]
+    problems = []
+    copied = {dest.rstrip("/") + "/" + Path(src).name: src
+              for srcs, dest, origin in stage.copies() if origin is None for src in srcs}
+    local = copy.copy(parsed)  # the image's files, read from the repository
+    for option, name in (("model_config_file", "models.config"),
+                         ("batching_parameters_file", "batching.config"),
+                         ("monitoring_config_file", "monitoring.config")):
+        path = getattr(parsed, option)
+        flag = "--" + option.replace("_", "-")
+        if copied.get(path) != f"serving/{name}":
+            where = [p for p, src in copied.items() if src == f"serving/{name}"]
+            problems.append(f"{flag} {path}: want the image's copy of serving/{name} {where}")
+        else:
+            setattr(local, option, str(ROOT / copied[path]))
+    if not problems:
+        try:
+            server_options(local)
+        except ConfigError as e:
+            problems.append(f"wgan-tf serve would refuse its arguments: {e}")
+    if not parsed.enable_batching:
+        problems.append("--enable-batching: the image's CMD batches requests")
+    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    if (parsed.port, parsed.rest_port) != (ports.get("grpc"), ports.get("http")):
+        problems.append(f"--port {parsed.port} --rest-port {parsed.rest_port}: the container "
+                        f"declares grpc {ports.get('grpc')} and http {ports.get('http')}")
+    for probe, path, why in (
+            ("startupProbe", READY_PATH, "the ports open before the models are loaded"),
+            ("readinessProbe", READY_PATH, "every model loaded and warmed up"),
+            ("livenessProbe", LIVE_PATH, "the process answers")):
+        if not _probe_gets(container, probe, path, parsed.rest_port):
+            problems.append(f"the {probe} must GET {path} on the REST port {parsed.rest_port} "
+                            f"({why})")
+    if parsed.grace >= pod.get("terminationGracePeriodSeconds", 30):
+        problems.append(f"--grace {parsed.grace} must be under terminationGracePeriodSeconds: "
+                        "the pod is killed then")
+    return problems
+
+
+SERVERS = {  # image -> the checks of its container
+    "serving": _tf_serving_problems,
+    "serving-python": _python_server_problems,
+}
+
+
+def serving_problems(documents, volumes, image="serving"):
+    """Everything wrong with a serving manifest's documents for Kubernetes and for the server
+    of the project's ``image`` (serving.yaml: serving, serving-python.yaml: serving-python)."""
     from kubernetes.client import ApiClient
 
     models = {"Deployment": "V1Deployment", "Service": "V1Service",
@@ -239,19 +324,13 @@ def serving_problems(documents, volumes):
         problems.append("the Deployment's selector does not match its pod labels")
     containers = pod["spec"].get("containers", [])
     container = containers[0] if containers else {}
-    if container.get("image") != f"wgan-tf/serving:{version('wgan-tf')}":
-        problems.append(f"image {container.get('image')!r} is not the project's serving image "
-                        f"wgan-tf/serving:{version('wgan-tf')}")
+    if container.get("image") != f"wgan-tf/{image}:{version('wgan-tf')}":
+        problems.append(f"image {container.get('image')!r} is not the project's {image} image "
+                        f"wgan-tf/{image}:{version('wgan-tf')}")
     ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
     if ports != {"grpc": 8500, "http": 8501}:
         problems.append(f"container ports {ports}: want grpc 8500 and http 8501")
-    for flag in container.get("args", []):
-        config = re.fullmatch(r"--\w+=/etc/wgan-tf/(.+)", flag)
-        if config and not (ROOT / "serving" / config[1]).is_file():
-            problems.append(f"{flag}: the image has no such file (serving/{config[1]})")
-    names = [m.name for m in _served_models()]
-    if not _probe_checks_every_model(container.get("readinessProbe", {}), names):
-        problems.append(f"the readiness probe must see an AVAILABLE version of each of {names}")
+    problems += SERVERS[image](pod["spec"], container)
     for probe in ("livenessProbe", "startupProbe"):
         if probe not in container:
             problems.append(f"no {probe}")
@@ -329,33 +408,87 @@ def kserve_problems(isvc, volumes):
     return problems
 
 
-def test_serving_manifests_are_valid(volumes):
-    assert serving_problems(load("serving.yaml"), volumes) == []
+SERVING_MANIFESTS = {"serving.yaml": "serving", "serving-python.yaml": "serving-python"}
+
+
+@pytest.mark.parametrize("name", SERVING_MANIFESTS)
+def test_serving_manifests_are_valid(volumes, name):
+    assert serving_problems(load(name), volumes, SERVING_MANIFESTS[name]) == []
+
+
+def test_kserve_manifest_is_valid(volumes):
     [isvc] = load("kserve.yaml")
     assert kserve_problems(isvc, volumes) == []
+
+
+def coexistence_problems(manifests):
+    """Where the serving manifests (name -> documents), applied to one namespace, would clash:
+    an object of the same kind and name, or a Service that also selects another's pods."""
+    problems, owners = [], {}
+    for name, documents in manifests.items():
+        for doc in documents:
+            key = (doc["kind"], doc["metadata"]["name"])
+            if key in owners:
+                problems.append(f"{name} and {owners[key]} both define {key[0]} {key[1]}")
+            owners[key] = name
+    for name, documents in manifests.items():
+        for service in (d for d in documents if d["kind"] == "Service"):
+            selector = service["spec"].get("selector", {})
+            for other, other_documents in manifests.items():
+                for deployment in (d for d in other_documents if d["kind"] == "Deployment"):
+                    labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+                    if other != name and selector and not selector.items() - labels.items():
+                        problems.append(f"{name}'s Service {service['metadata']['name']} also "
+                                        f"selects the pods of {other}")
+    return problems
+
+
+def test_both_serving_manifests_can_run_side_by_side():
+    assert coexistence_problems({name: load(name) for name in SERVING_MANIFESTS}) == []
+
+
+def _relabel(documents, label):
+    """serving-python.yaml's documents with serving.yaml's pod label (selectors included)."""
+    for doc in documents:
+        spec = doc["spec"]
+        for labels in (spec.get("selector", {}).get("matchLabels"), spec.get("selector"),
+                       spec.get("template", {}).get("metadata", {}).get("labels")):
+            if labels and "app.kubernetes.io/name" in labels:
+                labels["app.kubernetes.io/name"] = label
+
+
+@pytest.mark.parametrize("change,problem", [
+    (lambda docs: _set(["metadata", "name"], "wgan-serving")(docs[1]),
+     "both define Service wgan-serving"),
+    (lambda docs: _relabel(docs, "wgan-serving"), "also selects the pods of serving.yaml"),
+])
+def test_the_coexistence_check_finds_clashes(change, problem):
+    manifests = {name: copy.deepcopy(load(name)) for name in SERVING_MANIFESTS}
+    change(manifests["serving-python.yaml"])
+    found = coexistence_problems(manifests)
+    assert any(problem in p for p in found), found
 
 
 def _in_container(key, value):
     return _set(["spec", "template", "spec", "containers", 0, key], value)
 
 
-SERVING_BREAKS = {  # (document index, change, problem found)
+SERVING_BREAKS = {  # (document index, change, problem found), for both serving manifests
     "unknown field": (0, _set(["spec", "replicaz"], 2), "spec.replicaz: unknown field"),
     "replicas a string": (0, _set(["spec", "replicas"], "2"), "replicas: '2' is read as 2"),
     "train image": (0, _in_container("image", "wgan-tf/train:0.1.0"), "not the project's serving"),
     "no gRPC port": (0, _in_container("ports", [{"name": "http", "containerPort": 8501}]),
                      "want grpc 8500 and http 8501"),
-    "status probe": (0, _in_container("readinessProbe", {"httpGet": {
-        "path": "/v1/models/wgan", "port": 8501}}), "AVAILABLE version of each"),
     "no liveness": (0, lambda d: d["spec"]["template"]["spec"]["containers"][0].pop(
         "livenessProbe"), "no livenessProbe"),
-    "config not in image": (0, _in_container("args", ["--model_config_file=/etc/wgan-tf/x"]),
-                            "the image has no such file"),
     "models not on a claim": (0, _set(["spec", "template", "spec", "volumes", 0,
                                        "persistentVolumeClaim", "claimName"], "elsewhere"),
                               "is not on a PersistentVolumeClaim"),
+    "models not mounted": (0, _in_container("volumeMounts", []),
+                           "is not on a PersistentVolumeClaim"),
     "root": (0, _set(["spec", "template", "spec", "securityContext", "runAsNonRoot"], False),
              "non-root"),
+    "no CPU request": (0, _in_container("resources", {}), "no CPU request"),
     "service selector": (1, _set(["spec", "selector"], {"app": "other"}), "Service's selector"),
     "service port": (1, _set(["spec", "ports", 0, "targetPort"], 9000), "want 8500 -> grpc"),
     "autoscaler target": (2, _set(["spec", "scaleTargetRef", "name"], "other"),
@@ -364,12 +497,84 @@ SERVING_BREAKS = {  # (document index, change, problem found)
 }
 
 
-@pytest.mark.parametrize("name", SERVING_BREAKS)
-def test_the_serving_checks_find_what_is_wrong(volumes, name):
-    index, change, problem = SERVING_BREAKS[name]
-    documents = copy.deepcopy(load("serving.yaml"))
+def _python_args(edit):
+    """A change of serving-python.yaml's Deployment: its container's args become ``edit(args)``."""
+    def change(deployment):
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        container["args"] = edit(container["args"])
+    return change
+
+
+def _without(flag, values=1):
+    """The args without ``flag`` and the ``values`` after it."""
+    def edit(args):
+        i = args.index(flag)
+        return args[:i] + args[i + 1 + values:]
+    return _python_args(edit)
+
+
+def _replaced(old, new):
+    return _python_args(lambda args: [new if a == old else a for a in args])
+
+
+SERVER_BREAKS = {  # manifest -> {name: (document index, change, problem found)}
+    "serving.yaml": {
+        "status probe": (0, _in_container("readinessProbe", {"httpGet": {
+            "path": "/v1/models/wgan", "port": 8501}}), "AVAILABLE version of each"),
+        "config not in image": (0, _in_container("args", ["--model_config_file=/etc/wgan-tf/x"]),
+                                "the image has no such file"),
+    },
+    "serving-python.yaml": {
+        "TF Serving's image": (0, _in_container("image", "wgan-tf/serving:0.1.0"),
+                               "not the project's serving-python image"),
+        "TF Serving's flags": (0, _in_container("args", [
+            "--model_config_file=/etc/wgan-tf/models.config"]), "refuses its arguments"),
+        "not a number": (0, _replaced("8500", "grpc"), "refuses its arguments"),
+        "config not in image": (0, _replaced("/etc/wgan-tf/models.config", "/etc/wgan-tf/x"),
+                                "want the image's copy of serving/models.config"),
+        "configs swapped": (0, _replaced("/etc/wgan-tf/batching.config",
+                                         "/etc/wgan-tf/monitoring.config"),
+                            "want the image's copy of serving/batching.config"),
+        "no model config": (0, _without("--model-config-file"),
+                            "want the image's copy of serving/models.config"),
+        "a batching file, batching off": (0, _without("--enable-batching", 0),
+                                          "would refuse its arguments: --batching-parameters"),
+        "batching off": (0, _python_args(lambda args: [
+            a for a in args if a not in ("--enable-batching", "--batching-parameters-file",
+                                         "/etc/wgan-tf/batching.config")]),
+            "the image's CMD batches requests"),
+        "metrics, no REST port": (0, _without("--rest-port"),
+                                  "would refuse its arguments: --monitoring-config-file"),
+        "REST port not the container's": (0, _replaced("8501", "8502"),
+                                          "the container declares grpc 8500 and http 8501"),
+        "gRPC port not the container's": (0, _replaced("8500", "9000"),
+                                          "the container declares grpc 8500 and http 8501"),
+        "readiness on the live path": (0, _set(
+            ["spec", "template", "spec", "containers", 0, "readinessProbe", "httpGet", "path"],
+            "/v2/health/live"), "the readinessProbe must GET /v2/health/ready"),
+        "readiness on the gRPC port": (0, _set(
+            ["spec", "template", "spec", "containers", 0, "readinessProbe", "httpGet", "port"],
+            "grpc"), "the readinessProbe must GET /v2/health/ready"),
+        "started once the port opens": (0, _in_container("startupProbe", {
+            "tcpSocket": {"port": "http"}}), "the startupProbe must GET /v2/health/ready"),
+        "liveness on a port": (0, _in_container("livenessProbe", {
+            "tcpSocket": {"port": "grpc"}}), "the livenessProbe must GET /v2/health/live"),
+        "grace past the kill": (0, _replaced("20", "30"), "must be under terminationGrace"),
+        "kill before the grace": (0, _set(["spec", "template", "spec",
+                                           "terminationGracePeriodSeconds"], 10),
+                                  "must be under terminationGrace"),
+    },
+}
+
+
+@pytest.mark.parametrize("manifest,name", [
+    *((m, n) for m in SERVING_MANIFESTS for n in SERVING_BREAKS),
+    *((m, n) for m, breaks in SERVER_BREAKS.items() for n in breaks)])
+def test_the_serving_checks_find_what_is_wrong(volumes, manifest, name):
+    index, change, problem = {**SERVING_BREAKS, **SERVER_BREAKS[manifest]}[name]
+    documents = copy.deepcopy(load(manifest))
     change(documents[index])
-    found = serving_problems(documents, volumes)
+    found = serving_problems(documents, volumes, SERVING_MANIFESTS[manifest])
     assert any(problem in p for p in found), found
 
 
