@@ -63,11 +63,15 @@ SETTINGS_64 = {
                   ["--recipe", "fast", "--image-size", "64", "--conditional",
                    "--conditioning", "projection", "--eval-every", "0", "--sample-every", "1000",
                    "--checkpoint-every", "1000"]),
+    # Its unconditional twin, committed beside it (saved_models/flowers-unconditional).
+    "flowers64-unconditional": ("fast recipe, unconditional, 64x64",
+                                ["--recipe", "fast", "--image-size", "64", "--eval-every", "0",
+                                 "--sample-every", "1000", "--checkpoint-every", "1000"]),
 }
-STEPS = {"flowers64": 10000}
+STEPS = {"flowers64": 10000, "flowers64-unconditional": 5000}
 # Iterations per fresh process: small for the comparison (all runs come equally far whenever
 # the budget ends), large for the one long run (each start costs tracing and data loading).
-CHUNKS = {"flowers64": 2500}
+CHUNKS = {"flowers64": 2500, "flowers64-unconditional": 2500}
 DEFAULT_STEPS = 1000
 # --smoke (the docs test): every command end to end in seconds, on the same photographs.
 SMOKE = ["--image-size", "16", "--filters", "8", "--batch-size", "8", "--n-critic", "2",
@@ -366,6 +370,11 @@ def main():
         report([*SETTINGS, *SETTINGS_64] if not args.only else names, args.runs, args.out)
         if os.path.exists(os.path.join(args.model, "saved_model.pb")):
             model_figure(args.model, os.path.join(args.out, "figures", "flowers-model.png"))
+        twin = os.path.join(os.path.dirname(os.path.dirname(args.model)),
+                            "flowers-unconditional", "1")  # its unconditional twin, beside it
+        if os.path.exists(os.path.join(twin, "saved_model.pb")):
+            model_figure(twin, os.path.join(args.out, "figures",
+                                            "flowers-unconditional-model.png"), count=48)
 
 
 if __name__ == "__main__":

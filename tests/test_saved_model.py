@@ -98,3 +98,17 @@ def test_committed_colour_model_is_small_and_serves_colour_photographs():
     other = model.signatures["from_seeds"](seeds=tf.constant(SEEDS), labels=(labels + 1) % 5)
     assert np.abs(other["images"].numpy().astype(int) - pictures).mean() > 10  # the class counts
     assert {"interpolate", "from_seeds_truncated"} <= set(model.signatures)
+
+
+def test_committed_unconditional_colour_model_is_small_and_makes_colour_photographs():
+    """saved_models/flowers-unconditional/1/: the flowers model's unconditional twin (the same
+    recipe, experiments/photos.py's flowers64-unconditional run), committed beside it."""
+    base = ROOT / "saved_models" / "flowers-unconditional"
+    size = sum(p.stat().st_size for p in (base / "1").rglob("*") if p.is_file())
+    assert size < 10e6, size
+    assert sorted(p.name for p in base.iterdir()) == ["1"]
+    model = tf.saved_model.load(str(base / "1"))
+    assert "classes" not in model.signatures
+    pictures = model.signatures["from_seeds"](seeds=tf.constant(SEEDS))["images"].numpy()
+    assert pictures.shape == (64, 64, 64, 3) and pictures.std() > 20
+    assert np.abs(pictures[..., 0].astype(int) - pictures[..., 2]).mean() > 5
