@@ -77,8 +77,7 @@ def main():
     parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args()
     flags = ["--dataset", "digits", "--image-size", str(args.image_size), "--channels", "3",
-             "--precision",
-             args.precision, "--penalty", args.penalty, "--no-critic-boost"]
+             "--precision", args.precision, "--penalty", args.penalty, "--no-critic-boost"]
     best = {}
     for _ in range(args.rounds):
         for name, call in IMPLEMENTATIONS.items():

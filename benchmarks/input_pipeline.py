@@ -87,7 +87,7 @@ def training_its_per_second(image_size, batch_size, n_critic, iterations=3, pena
     """Generator iterations per second of the DCGAN WGAN (train_throughput.py's measurement,
     without XLA as training runs on CPU): by default the paper's setting."""
     its, _, _ = throughput(False, iterations, 1, image_size, batch_size, n_critic, penalty,
-                        precision, filters=filters)
+                           precision, filters=filters)
     return its
 
 

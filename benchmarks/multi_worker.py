@@ -65,8 +65,8 @@ def worker(args):
         step = model.make_train_function().step
         batch_norm = {layer.name for network in (generator, critic) for layer in network.layers
                       if isinstance(layer, keras.layers.BatchNormalization)}
-        result["collectives"] = collectives(step.get_concrete_function(iter(dataset), model.step_schedule()).graph,
-                                            batch_norm)
+        traced = step.get_concrete_function(iter(dataset), model.step_schedule())
+        result["collectives"] = collectives(traced.graph, batch_norm)
         result["gradient_bytes_expected"] = 4 * (args.n_critic * result["critic_parameters"]
                                                  + result["generator_parameters"])
     print(json.dumps(result), flush=True)

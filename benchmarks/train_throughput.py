@@ -210,7 +210,7 @@ def measure_apart(key, args, parts=False):
     if parts:
         command.append("--parts")
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    result = json.loads(out[out.rindex("\n{"):] if "\n{" in out else out[out.index("{"):])
+    result = json.loads(out.strip().splitlines()[-1])  # --measure prints one JSON line last
     return result["its"], result["flops"], result["parts"]
 
 

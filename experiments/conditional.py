@@ -35,7 +35,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import recipes  # noqa: E402
+import photos  # noqa: E402
 import served  # noqa: E402
 
 RUNS = "runs/conditional"
@@ -56,7 +56,7 @@ VARIANTS = {  # suffix -> (label, flags)
                  [*ACGAN, "--generated-class-weight", "1"]),
 }
 # The flowers: the photo recipe (experiments/recipes.py's winner, --recipe fast) at 64x64.
-FLOWERS = ["--dataset", f"folder:{os.path.normpath(recipes.DATA)}", "--recipe", "fast",
+FLOWERS = ["--dataset", f"folder:{os.path.normpath(photos.DATA)}", "--recipe", "fast",
            "--image-size", "64", "--channels", "3", "--batch-size", "64", "--seed", "0",
            "--log-every", "10", "--sample-every", "640", "--checkpoint-every", "640",
            "--eval-every", "0"]
@@ -112,18 +112,6 @@ def export(run_dir, base):
     return tf.saved_model.load(os.path.join(base, "1"))
 
 
-def class_grid(model):
-    """uint8 picture: one row per class, the same SEEDS seeds in every row (``from_seeds``)."""
-    from wgan_tf import pictures
-
-    names = [n.decode() for n in model.signatures["classes"](
-        index=np.zeros([1], np.int64))["class_names"].numpy()[0]]
-    seeds = np.tile(np.arange(SEEDS, dtype=np.int64), len(names))
-    labels = np.repeat(np.arange(len(names), dtype=np.int64), SEEDS)
-    images = model.signatures["from_seeds"](seeds=seeds, labels=labels)["images"].numpy()
-    return pictures.grid(images, columns=SEEDS), names
-
-
 def interpolation_strips(model, seed_a=3, seed_b=11, steps=SEEDS):
     """uint8 picture: per class, the images along the spherical path from seed_a to seed_b."""
     from wgan_tf import pictures
@@ -158,7 +146,7 @@ def report(names, runs, out, num=2000, served_per_class=SERVED, smoke=False):
             os.path.join(run_dir, "exported"), served_per_class, per_class=True)
         entry["served"] = served.measure(images, labels, spec, classes)
         if classes:
-            grid, _ = class_grid(model)
+            grid, _ = photos.class_grid(model, SEEDS)
             pictures.save_png(grid, os.path.join(figures, f"conditional-{name}.png"))
             entry["classes"] = classes
             if name.endswith("projection"):

@@ -36,6 +36,7 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sha
                     "flowers")
 RUNS = "runs/photos"
 MODEL = "saved_models/flowers/1"  # the committed colour model (make saved-model-flowers)
+TWIN = "saved_models/flowers-unconditional/1"  # its unconditional twin (flowers64-unconditional)
 OUT = "docs"
 CHUNK = 500
 EVAL_EVERY = 250
@@ -296,11 +297,26 @@ def samples_figure(results, runs, path):
     _savefig(fig, path)
 
 
+def class_grid(model, columns):
+    """(uint8 picture, class names) of a loaded conditional export: one row per class, seeds
+    0..columns-1 in every row, through ``from_seeds`` (what ``wgan-tf generate --label all``
+    asks)."""
+    import numpy as np
+
+    from wgan_tf import pictures
+
+    names = [n.decode() for n in model.signatures["classes"](
+        index=np.zeros([1], np.int64))["class_names"].numpy()[0]]
+    seeds = np.tile(np.arange(columns, dtype=np.int64), len(names))
+    labels = np.repeat(np.arange(len(names), dtype=np.int64), columns)
+    images = model.signatures["from_seeds"](seeds=seeds, labels=labels)["images"].numpy()
+    return pictures.grid(images, columns=columns), names
+
+
 def model_figure(model_dir, path, count=64):
-    """The committed colour model's images of seeds 0..count-1, through the exported
-    ``from_seeds`` signature the server answers with (what ``wgan-tf generate --model-name
-    flowers --seed 0`` returns). A conditional model: one row per class, seeds 0..11 in every
-    row (``--label all --num 12``)."""
+    """A committed colour model's images through the exported ``from_seeds`` signature the
+    server answers with: seeds 0..count-1 (what ``wgan-tf generate --model-name flowers --seed
+    0`` returns), or for a conditional model one row per class, seeds 0..11 in every row."""
     import numpy as np
     import tensorflow as tf
 
@@ -308,15 +324,11 @@ def model_figure(model_dir, path, count=64):
 
     model = tf.saved_model.load(model_dir)
     if "classes" in model.signatures:
-        names = model.signatures["classes"](index=np.zeros([1], np.int64))["class_names"]
-        classes, columns = int(names.shape[1]), 12
-        seeds = np.tile(np.arange(columns, dtype=np.int64), classes)
-        labels = np.repeat(np.arange(classes, dtype=np.int64), columns)
-        images = model.signatures["from_seeds"](seeds=seeds, labels=labels)["images"]
+        grid, _ = class_grid(model, 12)
     else:
-        columns = 8
         images = model.signatures["from_seeds"](seeds=np.arange(count, dtype=np.int64))["images"]
-    pictures.save_png(pictures.grid(images.numpy(), columns=columns), path)
+        grid = pictures.grid(images.numpy(), columns=8)
+    pictures.save_png(grid, path)
     print(path)
 
 
@@ -356,6 +368,10 @@ def main():
     parser.add_argument("--model", default=MODEL,
                         help="report: the exported colour model whose samples make "
                              "figures/flowers-model.png, where it exists (default %(default)s)")
+    parser.add_argument("--twin", default=TWIN,
+                        help="report: the unconditional twin, whose samples make "
+                             "figures/flowers-unconditional-model.png, where it exists "
+                             "(default %(default)s)")
     parser.add_argument("--smoke", action="store_true",
                         help="every command end to end in seconds (16x16, tiny networks)")
     args = parser.parse_args()
@@ -370,12 +386,9 @@ def main():
         report([*SETTINGS, *SETTINGS_64] if not args.only else names, args.runs, args.out)
         if os.path.exists(os.path.join(args.model, "saved_model.pb")):
             model_figure(args.model, os.path.join(args.out, "figures", "flowers-model.png"))
-        twin = os.path.join(os.path.dirname(os.path.dirname(args.model)),
-                            "flowers-unconditional", "1")  # its unconditional twin, beside it
-        if os.path.exists(os.path.join(twin, "saved_model.pb")):
-            model_figure(twin, os.path.join(args.out, "figures",
-                                            "flowers-unconditional-model.png"), count=48)
-
+        if os.path.exists(os.path.join(args.twin, "saved_model.pb")):
+            model_figure(args.twin, os.path.join(args.out, "figures",
+                                                 "flowers-unconditional-model.png"), count=48)
 
 if __name__ == "__main__":
     main()

@@ -45,9 +45,9 @@ DOCKER = "Docker: the container test (docker/test.sh, run by make test) builds t
 NOT_RUNNABLE = [
     (r"^make test\b", "this is the suite `make test` runs"),
     (r"^make saved-model\b(?!-)", "tests/test_saved_model.py runs it and compares with the commit"),
-    (r"^make saved-model-flowers\b", "an hour of training on 2 CPU cores; tests/test_saved_model.py "
-     "checks the committed colour model (loads, serves colour photographs, small, obeys the "
-     "class)"),
+    (r"^make saved-model-flowers\b", "an hour of training on 2 CPU cores; "
+     "tests/test_saved_model.py checks the committed colour model (loads, serves colour "
+     "photographs, small, obeys the class)"),
     (r"(^|\s)docker[ /]|^make docker-", DOCKER),
     (r"^mkdir -p generated$", DOCKER + " (the folder docker compose writes to)"),
     (r"^tensorflow_model_server\b", "TF Serving's binary cannot be installed here; the Python "
