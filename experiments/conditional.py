@@ -9,9 +9,9 @@ flowers (64x64, five classes).
     python experiments/conditional.py all
 
 Digits: the demo's settings (WGAN-GP's DCGAN at 64 base filters, 16x16, seed 0), 1,500 generator
-iterations. Flowers: the photo recipe (``--recipe fast``, the winner of experiments/recipes.py)
-at 64x64, ``FLOWER_STEPS`` generator iterations (the recipe's quarter-budget point: five minutes of
-two quiet cores), every variant its own run from the same seed.
+iterations. Flowers: the photo recipe (``--recipe fast``, the best WGAN recipe of
+experiments/recipes.py) at 64x64, ``FLOWER_STEPS`` generator iterations (five minutes of two quiet
+cores), every variant its own run from the same seed.
 
 Each run is exported (``wgan-tf export``) and measured twice: with ``wgan-tf evaluate`` (2,000
 samples, every class in turn: ``class_accuracy`` by the dataset's own classifier,
@@ -47,6 +47,7 @@ SMOKE = ["--filters", "8", "--batch-size", "8", "--n-critic", "2", "--log-every"
          "--sample-every", "2", "--checkpoint-every", "2", "--eval-every", "2", "--eval-num",
          "32", "--image-size", "16", "--precision", "float32"]
 DIGIT_STEPS = 1500
+CLASS_COUNTS = {"digits": 10, "flowers": 5}
 ACGAN = ["--conditional", "--conditioning", "acgan"]
 VARIANTS = {  # suffix -> (label, flags)
     "unconditional": ("unconditional", []),
@@ -55,7 +56,7 @@ VARIANTS = {  # suffix -> (label, flags)
     "acgan-g1": ("conditional, AC-GAN, generator's weight 1",
                  [*ACGAN, "--generated-class-weight", "1"]),
 }
-# The flowers: the photo recipe (experiments/recipes.py's winner, --recipe fast) at 64x64.
+# The flowers: the photo recipe (--recipe fast, experiments/recipes.py's best WGAN recipe), 64x64.
 FLOWERS = ["--dataset", f"folder:{os.path.normpath(photos.DATA)}", "--recipe", "fast",
            "--image-size", "64", "--channels", "3", "--batch-size", "64", "--seed", "0",
            "--log-every", "10", "--sample-every", "640", "--checkpoint-every", "640",
@@ -141,9 +142,13 @@ def report(names, runs, out, num=2000, served_per_class=SERVED, smoke=False):
         entry = {"label": label, **measure(run_dir, num)}
         model = export(run_dir, os.path.join(run_dir, "exported"))
         with open(os.path.join(run_dir, "config.json")) as f:
-            spec = json.load(f)["dataset"]
+            config = json.load(f)
+        spec = config["dataset"]
+        # As many images from the unconditional model as from a conditional one over its classes.
+        count = served_per_class if config.get("conditional") \
+            else served_per_class * CLASS_COUNTS[dataset]
         images, labels, classes = served.served_images(
-            os.path.join(run_dir, "exported"), served_per_class, per_class=True)
+            os.path.join(run_dir, "exported"), count, per_class=True)
         entry["served"] = served.measure(images, labels, spec, classes)
         if classes:
             grid, _ = photos.class_grid(model, SEEDS)

@@ -5,6 +5,7 @@ the WGAN-GP paper's Figure 3: quality against generator iterations and against w
     python experiments/photos.py train [--steps N] [--only NAME ...]   # train, or resume, the runs
     python experiments/photos.py speed                                 # seconds per iteration
     python experiments/photos.py report                                # JSON and figures
+    python experiments/photos.py figures     # the committed colour models' figures only
     python experiments/photos.py all
 
 The runs (``RUNS``: one ``wgan-tf train`` command each, in a fresh process, so a rerun resumes
@@ -56,7 +57,7 @@ SETTINGS = {
     "wgan-gp-conditional": ("WGAN-GP, conditional", ["--penalty", "gp", "--conditional"]),
 }
 # The committed colour model (Makefile: saved-model-flowers): the fast recipe (--recipe fast, the
-# winner of experiments/recipes.py: one critic step, lazy penalty, two time-scale Adam,
+# best WGAN recipe of experiments/recipes.py: one critic step, lazy penalty, two time-scale Adam,
 # DiffAugment, a DCGAN of 32 base filters in bfloat16) with the projection critic, at 64x64.
 # Measured after training by experiments/served.py, not during it (no --eval-every).
 SETTINGS_64 = {
@@ -69,7 +70,7 @@ SETTINGS_64 = {
                                 ["--recipe", "fast", "--image-size", "64", "--eval-every", "0",
                                  "--sample-every", "1000", "--checkpoint-every", "1000"]),
 }
-STEPS = {"flowers64": 10000, "flowers64-unconditional": 5000}
+STEPS = {"flowers64": 20000, "flowers64-unconditional": 5000}
 # Iterations per fresh process: small for the comparison (all runs come equally far whenever
 # the budget ends), large for the one long run (each start costs tracing and data loading).
 CHUNKS = {"flowers64": 2500, "flowers64-unconditional": 2500}
@@ -355,7 +356,7 @@ def _write(path, results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("train", "speed", "report", "all"))
+    parser.add_argument("command", choices=("train", "speed", "report", "figures", "all"))
     parser.add_argument("--runs", default=RUNS, help="where the runs are (default %(default)s)")
     parser.add_argument("--out", default=OUT, help="where results/ and figures/ go")
     parser.add_argument("--data", default=DATA, help="the photo folder (default: "
@@ -384,6 +385,7 @@ def main():
         speed(names, args.out, args.smoke)
     if args.command in ("report", "all"):
         report([*SETTINGS, *SETTINGS_64] if not args.only else names, args.runs, args.out)
+    if args.command in ("report", "figures", "all"):
         if os.path.exists(os.path.join(args.model, "saved_model.pb")):
             model_figure(args.model, os.path.join(args.out, "figures", "flowers-model.png"))
         if os.path.exists(os.path.join(args.twin, "saved_model.pb")):

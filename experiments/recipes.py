@@ -2,7 +2,7 @@
 on ../shared/data/flowers (issue 21), the paper's WGAN-GP recipe the baseline.
 
     python experiments/recipes.py speed                  # seconds per iteration, quiet machine
-    python experiments/recipes.py train [--minutes 20]   # every recipe for the same CPU-minutes
+    python experiments/recipes.py train [--minutes 8]    # every recipe for the same CPU-minutes
     python experiments/recipes.py report                 # table, curves and sample grids
     python experiments/recipes.py all
 
@@ -29,7 +29,7 @@ from photos import (DATA, _savefig, _wgan_tf, _write, quality_curves,  # noqa: E
 
 RUNS = "runs/recipes"
 OUT = "docs"
-MINUTES = 20
+MINUTES = 8
 QUARTERS = 4
 LOG_EVERY = 10
 # What every recipe shares: 64x64 flowers, batch 64, seed 0, a DCGAN of 32 base filters in
@@ -118,8 +118,11 @@ def report(names, runs, out):
     if os.path.exists(path):
         with open(path) as f:
             recorded = json.load(f)
-        results.update({k: v for k, v in recorded.items() if k != "runs"})
-        results["runs"].update({n: e for n, e in recorded.get("runs", {}).items() if n in names})
+        kept = {n: e for n, e in recorded.get("runs", {}).items()
+                if n in names and not os.path.exists(os.path.join(runs, n, "metrics.csv"))}
+        results["runs"].update(kept)
+        if kept and "recorded" in recorded:  # says where the kept entries came from
+            results["recorded"] = recorded["recorded"]
     for name in names:
         run_dir = os.path.join(runs, name)
         if not os.path.exists(os.path.join(run_dir, "metrics.csv")):
@@ -131,6 +134,7 @@ def report(names, runs, out):
         for variant, curve in quality_curves(rows).items():
             entry[variant] = {**curve, "minutes": [i * seconds / 60 for i in curve["iterations"]]}
         results["runs"][name] = entry
+    results["runs"] = {n: results["runs"][n] for n in CANDIDATES if n in results["runs"]}
     _write(os.path.join(out, "results", "recipes.json"), results)
     curves_figure(results, os.path.join(out, "figures", "recipes-curves.png"))
     samples_figure(results, runs, os.path.join(out, "figures", "recipes-samples.png"))
