@@ -47,7 +47,6 @@ SMOKE = ["--filters", "8", "--batch-size", "8", "--n-critic", "2", "--log-every"
          "--sample-every", "2", "--checkpoint-every", "2", "--eval-every", "2", "--eval-num",
          "32", "--image-size", "16", "--precision", "float32"]
 DIGIT_STEPS = 1500
-CLASS_COUNTS = {"digits": 10, "flowers": 5}
 ACGAN = ["--conditional", "--conditioning", "acgan"]
 VARIANTS = {  # suffix -> (label, flags)
     "unconditional": ("unconditional", []),
@@ -127,7 +126,7 @@ def interpolation_strips(model, seed_a=3, seed_b=11, steps=SEEDS):
 
 
 def report(names, runs, out, num=2000, served_per_class=SERVED, smoke=False):
-    from wgan_tf import pictures
+    from wgan_tf import data, pictures
 
     made = runs_to_make(runs, smoke)
     path = os.path.join(out, "results", "conditional.json")
@@ -146,7 +145,7 @@ def report(names, runs, out, num=2000, served_per_class=SERVED, smoke=False):
         spec = config["dataset"]
         # As many images from the unconditional model as from a conditional one over its classes.
         count = served_per_class if config.get("conditional") \
-            else served_per_class * CLASS_COUNTS[dataset]
+            else served_per_class * len(data.class_names(spec))
         images, labels, classes = served.served_images(
             os.path.join(run_dir, "exported"), count, per_class=True)
         entry["served"] = served.measure(images, labels, spec, classes)

@@ -329,6 +329,7 @@ def model_figure(model_dir, path, count=64):
     else:
         images = model.signatures["from_seeds"](seeds=np.arange(count, dtype=np.int64))["images"]
         grid = pictures.grid(images.numpy(), columns=8)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     pictures.save_png(grid, path)
     print(path)
 
@@ -367,10 +368,10 @@ def main():
     parser.add_argument("--only", nargs="+", choices=[*SETTINGS, *SETTINGS_64],
                         help="these runs only (default: the 32x32 comparison)")
     parser.add_argument("--model", default=MODEL,
-                        help="report: the exported colour model whose samples make "
+                        help="report, figures: the exported colour model whose samples make "
                              "figures/flowers-model.png, where it exists (default %(default)s)")
     parser.add_argument("--twin", default=TWIN,
-                        help="report: the unconditional twin, whose samples make "
+                        help="report, figures: the unconditional twin, whose samples make "
                              "figures/flowers-unconditional-model.png, where it exists "
                              "(default %(default)s)")
     parser.add_argument("--smoke", action="store_true",
@@ -391,6 +392,7 @@ def main():
         if os.path.exists(os.path.join(args.twin, "saved_model.pb")):
             model_figure(args.twin, os.path.join(args.out, "figures",
                                                  "flowers-unconditional-model.png"), count=48)
+
 
 if __name__ == "__main__":
     main()
