@@ -28,10 +28,12 @@ sys.path.insert(0, HERE)
 from photos import DATA, flags as photo_flags  # noqa: E402
 
 # name -> the experiment's own flags on top of photos.py's setting of the same name.
+# "recipes:NAME": experiments/recipes.py's recipe NAME, flags and all (64x64).
 SETTINGS = {
     "gan32": ("gan", []),
     "wgan-gp32": ("wgan-gp", []),
     "fast32": ("wgan-gp", ["--recipe", "fast"]),
+    "fast64": ("recipes:lazy-augment", []),
 }
 # name -> (label, decay rule, statistics): the averages kept side by side.
 AVERAGES = {
@@ -45,42 +47,136 @@ AVERAGES = {
                           "standing"),
     "rampup2-standing": ("ramp-up 2 %, 0.999, standing statistics", ("rampup", 0.999, 0.02),
                          "standing"),
+    "rampup2-hl25-standing": ("ramp-up 2 %, half-life at most 25 (0.973), standing statistics",
+                              ("rampup", 0.5 ** (1 / 25), 0.02), "standing"),
+    "rampup2-hl10-standing": ("ramp-up 2 %, half-life at most 10 (0.933), standing statistics",
+                              ("rampup", 0.5 ** (1 / 10), 0.02), "standing"),
+    "raw-standing": ("no average: the raw weights, standing statistics", ("copy",), "standing"),
 }
+# The averages each setting keeps (default: the first five, the older settings' own).
+SETTING_AVERAGES = {"fast64": ("rampup2-standing", "rampup2-hl25-standing",
+                               "rampup2-hl10-standing", "raw-standing")}
+
+
+def averages_of(setting):
+    return SETTING_AVERAGES.get(setting, tuple(AVERAGES)[:5])
 
 
 def decay(rule, t):
     import math
 
+    if rule[0] == "copy":
+        return 0.0
     if rule[0] == "warmup":
         return min(rule[1], (1 + t) / (10 + t))
     half = min(math.log(0.5) / math.log(rule[1]), rule[2] * t)
     return 0.5 ** (1 / max(half, 1e-8))
 
 
-def averages_callback(quality, every, results, grid_dir):
+# --continue: the half-lives (generator iterations) of the fixed-decay averages kept beside the
+# run's own.
+HALF_LIVES = (25, 100, 400)
+
+
+def continue_run(run_dir, start, steps, every, runs, smoke=False, half_lives=HALF_LIVES):
+    """Continues ``run_dir`` from its checkpoint at ``start`` in a copy, to ``steps``, with
+    averages of ``half_lives`` (see the docstring); {iteration: {network: measures}}."""
+    import shutil
+
     import keras
     import tensorflow as tf
 
-    from wgan_tf import ema, pictures
+    from wgan_tf import ema, precision, quality, train
+    from wgan_tf.config import TrainConfig
+
+    name = f"{os.path.basename(os.path.normpath(run_dir))}-from-{start}"
+    copy = os.path.join(runs, name)
+    if os.path.exists(copy):
+        raise SystemExit(f"{copy} exists: this experiment does not resume; remove it")
+    os.makedirs(os.path.join(copy, "checkpoints"))
+    shutil.copy2(os.path.join(run_dir, "config.json"), copy)
+    for suffix in (".index", ".data-00000-of-00001"):
+        source = os.path.join(run_dir, "checkpoints", f"ckpt-{start}{suffix}")
+        if not os.path.exists(source):
+            raise SystemExit(f"{run_dir} has no checkpoint at iteration {start}")
+        shutil.copy2(source, os.path.join(copy, "checkpoints"))
+    with open(os.path.join(copy, "checkpoints", "checkpoint"), "w") as f:
+        f.write(f'model_checkpoint_path: "ckpt-{start}"\n')
+    with open(os.path.join(copy, "config.json")) as f:
+        config = TrainConfig.from_json(f.read())
+    config.steps = steps
+    classes = len(config.class_names) if config.conditional else None
+    measure = quality.Quality(config.dataset, config.image_size, config.channels,
+                              32 if smoke else 2000, config.seed)
+    results = {}
+
+    class Averages(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            with precision.policy(config.precision):  # as the model's own average is made
+                self.networks = {f"half-life {h}": ema.average_network(self.model.generator)
+                                 for h in half_lives}
+            self.updates = [tf.function(lambda a=a, h=h: ema.update(
+                a, self.model.generator, 0.5 ** (1 / h)))
+                for a, h in zip(self.networks.values(), half_lives)]
+
+        def on_train_batch_end(self, batch, logs=None):
+            for update in self.updates:
+                update()
+
+        def on_epoch_end(self, epoch, logs=None):
+            t = int(self.model.step_counter.numpy())
+            if t % every:
+                return
+            self.model.refresh_sampler()
+            row = {"raw": measure.measure(self.model.generator, classes),
+                   "the run's EMA": measure.measure(self.model.generator_ema, classes)}
+            for label, network in self.networks.items():
+                ema.standing_statistics(network, config.seed, classes)
+                row[label] = measure.measure(network, classes)
+            results[t] = row
+            print(t, {k: round(v["classifier_fd"], 1) for k, v in row.items()}, flush=True)
+
+    train.train(config, copy, progress=False, extra_callbacks=[Averages()],
+                cache=os.path.join(runs, "data-cache"))
+    return name, results
+
+
+def last_checkpoint(run_dir):
+    """The iteration of ``run_dir``'s last checkpoint."""
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if path is None:
+        raise SystemExit(f"{run_dir} has no checkpoint")
+    return int(path.rsplit("-", 1)[1])
+
+
+def averages_callback(quality, every, results, grid_dir, names, precision_name):
+    import keras
+    import tensorflow as tf
+
+    from wgan_tf import ema, pictures, precision
     from wgan_tf.quality import generated_samples
 
     class Averages(keras.callbacks.Callback):
-        """Keeps ``AVERAGES`` of the model's generator and measures them with the raw one."""
+        """Keeps the averages ``names`` of the model's generator and measures them with the raw
+        one."""
 
         def on_train_begin(self, logs=None):
             if hasattr(self, "networks"):
                 return
-            self.networks = {name: ema.average_network(self.model.generator)
-                             for name in AVERAGES}
+            with precision.policy(precision_name):  # as the model's own average is made
+                self.networks = {name: ema.average_network(self.model.generator)
+                                 for name in names}
             self.decay = tf.Variable(0.0)
             self.step = {name: tf.function(lambda a=a, s=(s == "averaged"): ema.update(
                 a, self.model.generator, self.decay, statistics=s))
-                for name, a, s in ((n, self.networks[n], AVERAGES[n][2]) for n in AVERAGES)}
+                for name, a, s in ((n, self.networks[n], AVERAGES[n][2]) for n in names)}
 
         def on_train_batch_end(self, batch, logs=None):
             t = int(self.model.step_counter.numpy())
-            for name, (_, rule, _) in AVERAGES.items():
-                self.decay.assign(decay(rule, t))
+            for name in names:
+                self.decay.assign(decay(AVERAGES[name][1], t))
                 self.step[name]()
 
         def on_epoch_end(self, epoch, logs=None):
@@ -110,10 +206,16 @@ def run(setting, steps, every, runs, data=DATA, smoke=False):
     from wgan_tf.cli import build_parser
 
     base, own = SETTINGS[setting]
+    if base.startswith("recipes:"):
+        import recipes
+
+        base_flags = recipes.flags(base[len("recipes:"):], data, smoke)
+    else:
+        base_flags = photo_flags(base, data, smoke)
     run_dir = os.path.join(runs, setting)
     if os.path.exists(run_dir):
         raise SystemExit(f"{run_dir} exists: this experiment does not resume; remove it")
-    args = build_parser().parse_args(["train", *photo_flags(base, data, smoke), *own,
+    args = build_parser().parse_args(["train", *base_flags, *own,
                                       "--eval-every", "0", "--steps",
                                       str(steps), "--log-every", str(every), "--out", run_dir])
     config = train.config_from_args(args)
@@ -122,9 +224,47 @@ def run(setting, steps, every, runs, data=DATA, smoke=False):
     results = {}
     train.train(config, run_dir, progress=False,
                 extra_callbacks=[averages_callback(measure, every, results,
-                                                   os.path.join(run_dir, 'ema-grids'))],
+                                                   os.path.join(run_dir, 'ema-grids'),
+                                                   averages_of(setting), config.precision)],
                 cache=os.path.join(runs, "data-cache"))
     return config, results
+
+
+# (name, position on the line EMA -> raw: 0 the EMA's weights, 1 the raw generator's), or "random".
+POINTS = (("EMA", 0.0), ("halfway", 0.5), ("raw, standing statistics", 1.0),
+          ("beyond raw (2 x raw - EMA)", 2.0), ("raw + random direction", "random"))
+
+
+def diagnose(run_dir, num=2000, seed=0):
+    """Classifier FD of the networks of ``POINTS`` for a finished run (see the docstring)."""
+    import keras
+    import numpy as np
+
+    from wgan_tf import ema, quality
+    from wgan_tf.rundir import load_saved, read_run_config
+
+    config = read_run_config(run_dir)
+    measure = quality.Quality(config["dataset"], config["image_size"], config["channels"], num,
+                              seed)
+    raw, average = load_saved(run_dir, "generator"), load_saved(run_dir, "generator_ema")
+    classes = len(config["class_names"]) if config.get("conditional") else None
+    rows = {"raw, its moving statistics": measure.measure(raw, classes)["classifier_fd"]}
+    network = keras.models.clone_model(raw)
+    random = np.random.default_rng(seed)
+    for label, where in POINTS:
+        for n, r, a in zip(network.weights, raw.weights, average.weights):
+            r, a = r.numpy(), a.numpy()
+            if not n.trainable:
+                n.assign(r)  # statistics: replaced by standing statistics below
+            elif where == "random":
+                d = random.normal(size=r.shape)
+                n.assign(r + d * (np.linalg.norm(r - a) / np.linalg.norm(d)))
+            else:
+                n.assign(a + where * (r - a))
+        ema.standing_statistics(network, seed, classes)
+        rows[label] = measure.measure(network, classes)["classifier_fd"]
+        print(f"{run_dir}: {label}: FD {rows[label]:.1f}", flush=True)
+    return rows
 
 
 def figure(setting, results, path):
@@ -137,9 +277,10 @@ def figure(setting, results, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(iterations, [results[t]["raw"]["classifier_fd"] for t in iterations], "k-o",
             label="raw generator")
-    for name, (label, _, _) in AVERAGES.items():
+    for name in averages_of(setting):
+        label = AVERAGES[name][0]
         ax.plot(iterations, [results[t][name]["classifier_fd"] for t in iterations], "--.",
-                label=f"EMA: {label}")
+                label=label if AVERAGES[name][1][0] == "copy" else f"EMA: {label}")
     ax.set_xlabel("generator iterations")
     ax.set_ylabel("classifier FD (lower is better)")
     ax.set_title(f"Generator EMA variants, {setting} (flowers)", fontsize=10)
@@ -162,7 +303,48 @@ def main():
     parser.add_argument("--out", default="docs")
     parser.add_argument("--smoke", action="store_true",
                         help="end to end in seconds (16x16, tiny networks, 4 iterations)")
+    parser.add_argument("--diagnose", nargs="+", metavar="RUN_DIR",
+                        help="where a finished run's EMA stands (see the docstring) instead of "
+                             "training")
+    parser.add_argument("--continue", dest="continue_run", metavar="RUN_DIR",
+                        help="continue RUN_DIR from --from to --steps with fixed-decay averages "
+                             "(see the docstring) instead of a new run")
+    parser.add_argument("--half-lives", type=int, nargs="+", default=list(HALF_LIVES),
+                        help="--continue: the averages' half-lives in generator iterations "
+                             "(default %(default)s)")
+    parser.add_argument("--from", dest="start", type=int, help="--continue: the checkpoint's "
+                        "iteration (with --smoke: the run's last)")
     args = parser.parse_args()
+    if args.continue_run:
+        if args.start is None:
+            parser.error("--continue needs --from ITERATION")
+        if args.smoke:  # the run's last checkpoint (a smoke run has no long history), 4 more
+            args.start = last_checkpoint(args.continue_run)
+        steps = args.start + 4 if args.smoke else args.steps
+        name, results = continue_run(args.continue_run, args.start, steps,
+                                     2 if args.smoke else args.eval_every, args.runs, args.smoke,
+                                     args.half_lives)
+        path = os.path.join(args.out, "results", f"ema-continue-{name}.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump({"run": args.continue_run, "from": args.start, "half_lives": args.half_lives,
+                       "results": {str(t): r for t, r in sorted(results.items())}}, f, indent=1)
+        print(path)
+        return
+    if args.diagnose:
+        path = os.path.join(args.out, "results", "ema-diagnosis.json")
+        results = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                results = json.load(f)
+        for run_dir in args.diagnose:
+            results[os.path.basename(os.path.normpath(run_dir))] = diagnose(
+                run_dir, 32 if args.smoke else 2000)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
+        print(path)
+        return
     if args.smoke:
         args.steps, args.eval_every = 4, 2
     config, results = run(args.setting, args.steps, args.eval_every, args.runs, args.data,
@@ -170,7 +352,8 @@ def main():
     path = os.path.join(args.out, "results", f"ema-{args.setting}.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"setting": args.setting, "averages": {k: v[0] for k, v in AVERAGES.items()},
+        json.dump({"setting": args.setting,
+                   "averages": {k: AVERAGES[k][0] for k in averages_of(args.setting)},
                    "results": {str(t): r for t, r in sorted(results.items())}}, f, indent=1)
     print(path)
     figure(args.setting, results, os.path.join(args.out, "figures", f"ema-{args.setting}.png"))

@@ -6,6 +6,7 @@ the WGAN-GP paper's Figure 3: quality against generator iterations and against w
     python experiments/photos.py speed                                 # seconds per iteration
     python experiments/photos.py report                                # JSON and figures
     python experiments/photos.py figures     # the committed colour models' figures only
+    python experiments/photos.py trajectory --only flowers64   # its snapshots, EMA and raw
     python experiments/photos.py all
 
 The runs (``RUNS``: one ``wgan-tf train`` command each, in a fresh process, so a rerun resumes
@@ -23,6 +24,12 @@ doing during the long runs. ``report`` writes docs/results/photos.json,
 docs/figures/photos-curves.png (quality against iterations and against time) and
 docs/figures/photos-samples.png (the runs' sample grids side by side at the same iterations) and,
 where the committed colour model exists, docs/figures/flowers-model.png (its first 64 seeds).
+
+After each chunk ``train`` keeps the run's networks as they are then, a *snapshot*
+(``RUN/snapshots/ITERATION/``: config.json, generator.keras, generator_ema.keras, a directory
+``wgan-tf evaluate`` reads as a run), and ``trajectory`` measures every snapshot's EMA and raw
+generator (``wgan-tf evaluate --num 2000 [--generator raw]``) into
+docs/results/photos-trajectory.json: how a long run's two generators move between checkpoints.
 """
 import argparse
 import csv
@@ -104,7 +111,54 @@ def train(names, steps, runs, data=DATA, quiet=True, smoke=False):
                 (["--quiet"] if quiet else [])
             print(" ".join(command), flush=True)
             subprocess.run(command, check=True)
+            snapshot(os.path.join(runs, name), target)
             done[name] = target
+
+
+SNAPSHOT_FILES = ("config.json", "generator.keras", "generator_ema.keras")
+
+
+def snapshot(run_dir, iteration):
+    """Copies the networks of ``run_dir`` (as its last save left them, at ``iteration``) into
+    ``run_dir/snapshots/ITERATION/`` (what ``trajectory`` measures)."""
+    import shutil
+
+    folder = os.path.join(run_dir, "snapshots", f"{iteration:06d}")
+    os.makedirs(folder, exist_ok=True)
+    for name in SNAPSHOT_FILES:
+        if os.path.exists(os.path.join(run_dir, name)):
+            shutil.copy2(os.path.join(run_dir, name), os.path.join(folder, name))
+
+
+def trajectory(names, runs, out, num=2000):
+    """Classifier FD and KID of the EMA and the raw generator of every snapshot of ``names``
+    (``wgan-tf evaluate``), into OUT/results/photos-trajectory.json."""
+    path = os.path.join(out, "results", "photos-trajectory.json")
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
+    found = [name for name in names if os.path.isdir(os.path.join(runs, name, "snapshots"))]
+    if not found:
+        raise SystemExit(f"no run of {', '.join(names)} in {runs} has snapshots: train it with "
+                         "this script first")
+    for name in found:
+        folder = os.path.join(runs, name, "snapshots")
+        rows = {}
+        for iteration in sorted(os.listdir(folder)):
+            for generator, network in (("ema", "generator_ema"), ("raw", "generator")):
+                if not os.path.exists(os.path.join(folder, iteration, f"{network}.keras")):
+                    continue
+                measured = os.path.join(folder, iteration, f"evaluate-{generator}.json")
+                subprocess.run([_wgan_tf(), "evaluate", os.path.join(folder, iteration),
+                                "--num", str(num), "--generator", generator,
+                                "--out", measured], check=True)
+                with open(measured) as f:
+                    rows.setdefault(str(int(iteration)), {})[generator] = json.load(f)
+        results[name] = rows
+        for iteration, row in rows.items():
+            print(name, iteration, {g: round(m["classifier_fd"], 1) for g, m in row.items()})
+    _write(path, results)
 
 
 def _wgan_tf():
@@ -357,7 +411,8 @@ def _write(path, results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("train", "speed", "report", "figures", "all"))
+    parser.add_argument("command", choices=("train", "speed", "report", "figures", "trajectory",
+                                            "all"))
     parser.add_argument("--runs", default=RUNS, help="where the runs are (default %(default)s)")
     parser.add_argument("--out", default=OUT, help="where results/ and figures/ go")
     parser.add_argument("--data", default=DATA, help="the photo folder (default: "
@@ -386,6 +441,8 @@ def main():
         speed(names, args.out, args.smoke)
     if args.command in ("report", "all"):
         report([*SETTINGS, *SETTINGS_64] if not args.only else names, args.runs, args.out)
+    if args.command == "trajectory":
+        trajectory(names, args.runs, args.out, 32 if args.smoke else 2000)
     if args.command in ("report", "figures", "all"):
         if os.path.exists(os.path.join(args.model, "saved_model.pb")):
             model_figure(args.model, os.path.join(args.out, "figures", "flowers-model.png"))

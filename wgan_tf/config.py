@@ -70,8 +70,13 @@ RECIPES = {
     "fast": dict(penalty="gp", n_critic=1, optimizer="adam", learning_rate=4e-4,
                  generator_learning_rate=1e-4, beta_1=0.0, beta_2=0.9, penalty_every=4,
                  drift=1e-3, critic_normalization="none", filters=32, precision="bfloat16",
-                 ema=0.999, augment="color,translation,cutout"),
+                 ema=0.973, augment="color,translation,cutout"),
 }
+# "fast"'s EMA: a half-life of 25 generator iterations (0.5 ** (1 / 25) = 0.973). Its generator's
+# quality swings within tens of iterations and between checkpoints, and a short average is level
+# with or ahead of it where 0.999 (a half-life of ~400 iterations late in a run) averaged across
+# the swings and fell behind by up to 2x (experiments/ema.py --continue; docs/RESULTS.md, "The
+# generator EMA, diagnosed").
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 
 # --model: the family, and the penalties (--penalty) it takes, the first being its default.

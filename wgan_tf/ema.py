@@ -16,6 +16,14 @@ experiments/ema.py measured ramp-ups of 2, 5 and 10 % against the older warm-up
 ``(1 + t) / (10 + t)`` (a half-life of ~8 % of the run): 2 % was closest to, or ahead of, the raw
 generator at every point (docs/RESULTS.md, "The generator EMA").
 
+How long an average should be depends on how the generator moves. ``--recipe fast`` uses a decay
+of 0.973 (a half-life of at most 25 iterations): its raw generator's quality swings by up to 50 %
+within a few dozen iterations and by 2x between checkpoints, and late in a long run an average
+over ~400 iterations (0.999) mixed different places of that swing and fell behind the raw
+generator by up to 2x, where a half-life of 25 was level with it or ahead at every measured point
+(experiments/ema.py ``--continue``, ``--diagnose``; docs/RESULTS.md, "The generator EMA,
+diagnosed").
+
 Batch norm: the average's batch-norm statistics are not averaged. The average's weights produce
 activations whose statistics are not the average of the raw generator's, so its statistics are
 *standing statistics* (BigGAN, Brock et al. 2019): the average run in training mode on fixed
