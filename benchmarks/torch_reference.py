@@ -260,11 +260,27 @@ def main(argv=None):
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--turns", action="store_true",
+                        help="after the warm-up, time one iteration per 'go' line on stdin "
+                             "(train_throughput.py --turns)")
     args = parser.parse_args(argv)
     if not available():
         print(json.dumps({"available": False}))
         return
     batch = args.batch_size or (256 if args.arch == "mlp" else 64)
+    if args.turns:
+        torch.set_num_threads(args.threads or default_threads())
+        precision = PRECISIONS[-1] if args.precision == "both" else args.precision
+        trainer = Trainer(args.arch, args.image_size, batch, args.n_critic, args.penalty,
+                          precision, args.arch != "mlp" and args.memory_format != "contiguous")
+        for _ in range(args.warmup):
+            trainer.iteration()
+        from turns import take_turns
+
+        losses = take_turns(trainer.iteration)
+        if losses is not None and not all(torch.isfinite(loss).item() for loss in losses):
+            raise FloatingPointError("the reference step produced a non-finite loss")
+        return
     precisions = PRECISIONS if args.precision == "both" else (args.precision,)
     formats = ("channels_last", "contiguous") if args.memory_format == "both" else (
         args.memory_format,)

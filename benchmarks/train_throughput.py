@@ -23,12 +23,17 @@ penalty the double backward adds work this count leaves out, so no share is give
 
 With ``torch`` installed (``pip install -e '.[bench]'``), ``benchmarks/torch_reference.py`` runs
 the same step, float32 and bfloat16 autocast (channels_last), each in its own process after ours,
-and the ratios are printed.
+and the ratios are printed. This VM's speed drifts by 10-20 % over tens of seconds, so two
+measurements a minute apart compare two machines; ``--turns N`` also times both steps iteration
+by iteration in turns (two warmed-up processes, the order alternating: benchmarks/turns.py), the
+comparison to quote.
 
     python benchmarks/train_throughput.py [--arch dcgan|mlp] [--penalty clip|gp]
         [--precision float32,bfloat16] [--xla both|on|off] [--iterations 10] [--no-torch]
+        [--rounds 3] [--turns 30]
 """
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -103,6 +108,24 @@ def build(arch, penalty, precision_name, image_size, batch, n_critic, jit, devic
     return model, tf.data.Dataset.from_tensors(tf.random.uniform(shape, -1, 1)).repeat()
 
 
+def prepared_step(jit, devices, image_size, batch, n_critic, penalty="clip",
+                  precision_name="float32", arch="dcgan", filters=64, before=False):
+    """(model, train function, its iterator): one call of ``function(iterator)`` is one generator
+    iteration, traced, as ``fit`` calls it. ``before``: the step as it was before issue 23 (the filter gradient as
+    TensorFlow's op everywhere, the critic called on each batch apart)."""
+    from wgan_tf import convolution
+
+    convolution.MAX_POSITIONS = 0 if before else AFTER_MAX_POSITIONS
+    model, dataset = build(arch, penalty, precision_name, image_size, batch, n_critic, jit,
+                           devices, filters)
+    if before:
+        model.per_sample_critic = False
+    model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
+    function = model.make_train_function()
+    iterator = iter(model.distribute_strategy.experimental_distribute_dataset(dataset))
+    return model, function, iterator
+
+
 def throughput(jit, iterations, devices, image_size, batch, n_critic, penalty="clip",
                precision_name="float32", arch="dcgan", warmup=None, filters=64, before=False,
                parts=False):
@@ -112,20 +135,13 @@ def throughput(jit, iterations, devices, image_size, batch, n_critic, penalty="c
     64x64 bfloat16 step ran at 2.0 s per iteration for iterations 4-8 and 1.2 s from then on),
     so a short warm-up understates bfloat16 by half. The train function is called as ``fit``
     calls it, timed without ``fit``'s own setup (about 0.6 s a call, once per run in
-    ``wgan-tf train``), as the PyTorch loop is timed. ``before``: the step as it was before
-    issue 23 (the filter gradient as TensorFlow's op everywhere, the critic called on each batch
-    apart). ``parts``: the ops' self-times by part (benchmarks/profile_step.py)."""
+    ``wgan-tf train``), as the PyTorch loop is timed. ``parts``: the ops' self-times by part
+    (benchmarks/profile_step.py)."""
     from wgan_tf import convolution
 
     warmup = max(3, iterations) if warmup is None else warmup
-    convolution.MAX_POSITIONS = 0 if before else AFTER_MAX_POSITIONS
-    model, dataset = build(arch, penalty, precision_name, image_size, batch, n_critic, jit,
-                           devices, filters)
-    if before:
-        model.per_sample_critic = False
-    model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
-    function = model.make_train_function()
-    iterator = iter(model.distribute_strategy.experimental_distribute_dataset(dataset))
+    model, function, iterator = prepared_step(jit, devices, image_size, batch, n_critic, penalty,
+                                              precision_name, arch, filters, before)
     for _ in range(warmup):
         function(iterator)
     start = time.perf_counter()
@@ -197,10 +213,9 @@ def torch_reference(arch, penalty, image_size, batch, n_critic, iterations,
     return results
 
 
-def measure_apart(key, args, parts=False):
-    """(iterations per second, FLOP per iteration, time by part) of one setting (``key``:
-    PRECISION/xla_on|xla_off[/before]) in a fresh process, as PyTorch's step is measured: each
-    measurement starts cold alike, and none inherits the other's oneDNN kernels or memory."""
+def measure_command(key, args, parts=False, turns=False):
+    """The command line of one measurement of ours (``key``: PRECISION/xla_on|xla_off[/before])
+    in a fresh process."""
     command = [sys.executable, os.path.abspath(__file__), "--measure", key, "--arch", args.arch,
                "--iterations", str(args.iterations), "--devices", str(args.devices),
                "--image-size", str(args.image_size), "--n-critic", str(args.n_critic)]
@@ -209,9 +224,86 @@ def measure_apart(key, args, parts=False):
             command += [flag, str(value)]
     if parts:
         command.append("--parts")
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if turns:
+        command += ["--turns", "1"]
+    return command
+
+
+def measure_apart(key, args, parts=False):
+    """(iterations per second, FLOP per iteration, time by part) of one setting in a fresh
+    process, as PyTorch's step is measured: each measurement starts cold alike, and none inherits
+    the other's oneDNN kernels or memory."""
+    out = subprocess.run(measure_command(key, args, parts), capture_output=True, text=True,
+                         check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])  # --measure prints one JSON line last
     return result["its"], result["flops"], result["parts"]
+
+
+class _Turns:
+    """A warmed-up step in a child process that runs one timed iteration per turn."""
+
+    def __init__(self, command, env=None):
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.log, text=True, env=env)
+        self._answer()  # "ready": built and warmed up
+
+    def _answer(self):
+        for line in self.process.stdout:
+            if line.startswith("TURN "):
+                return line.split()[1]
+        self.log.seek(0)
+        raise SystemExit(f"train_throughput.py: {self.process.args[1]} stopped:\n"
+                         + self.log.read()[-3000:])
+
+    def turn(self):
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        return float(self._answer())
+
+    def close(self):
+        self.process.stdin.write("stop\n")
+        self.process.stdin.close()
+        self.process.wait(timeout=120)
+        self.log.close()
+
+
+def paired_turns(precision_name, args, penalty, batch):
+    """Ours and PyTorch's step iteration by iteration in turns (two warmed-up processes, the
+    order alternating, one running while the other waits): this VM's speed drifts by +-10-20 %
+    over tens of seconds, and two neighbouring iterations see the same machine, where two
+    measurements a minute apart do not. {"ours": [seconds], "theirs": [seconds]}. With
+    ``--against PATH`` the other side is our step again, with the ``wgan_tf`` package of the
+    checkout in PATH (an earlier commit: a before and after of a change)."""
+    command = measure_command(f"{precision_name}/xla_off", args, turns=True)
+    ours = _Turns(command)
+    if args.against:
+        theirs = _Turns(command, env=dict(os.environ, PYTHONPATH=os.path.abspath(args.against)))
+    else:
+        theirs = _Turns([sys.executable, os.path.join(HERE, "torch_reference.py"), "--turns",
+                         "--arch", args.arch, "--penalty", penalty, "--precision",
+                         precision_name, "--image-size", str(args.image_size), "--batch-size",
+                         str(batch), "--n-critic", str(args.n_critic), "--warmup",
+                         str(max(3, args.iterations))])
+    times = {"ours": [], "theirs": []}
+    try:
+        for i in range(args.turns):
+            for name, child in (("ours", ours), ("theirs", theirs))[::1 if i % 2 == 0 else -1]:
+                times[name].append(child.turn())
+    finally:
+        ours.close()
+        theirs.close()
+    return times
+
+
+def summarize_turns(times):
+    ours, theirs = (float(np.median(times[k])) for k in ("ours", "theirs"))
+    pairs = [t / o for o, t in zip(times["ours"], times["theirs"])]
+    return {"ours_seconds": times["ours"], "theirs_seconds": times["theirs"],
+            "ours_iterations_per_s": 1 / ours, "theirs_iterations_per_s": 1 / theirs,
+            "ours_over_theirs": theirs / ours,
+            "ours_over_theirs_by_turn_quartiles": [float(q) for q in
+                                                   np.percentile(pairs, [25, 50, 75])]}
 
 
 def main():
@@ -240,8 +332,30 @@ def main():
     parser.add_argument("--cli-steps", type=int, default=300,
                         help="mlp: generator iterations of the timed wgan_tf.train runs")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--turns", type=int, default=0,
+                        help="also time ours and PyTorch's step iteration by iteration in turns, "
+                             "this many each (without XLA): the comparison that the machine's "
+                             "drift does not move")
+    parser.add_argument("--against", metavar="CHECKOUT",
+                        help="with --turns: time this step against the one of the wgan_tf package "
+                             "in CHECKOUT (another commit's tree) instead of PyTorch's")
     parser.add_argument("--measure", metavar="PRECISION/XLA[/before]", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.against and not os.path.isdir(os.path.join(args.against, "wgan_tf")):
+        parser.error(f"--against {args.against}: no wgan_tf package there")
+    if args.measure and args.turns:  # one side of paired_turns, in this fresh process
+        precision_name, xla, *old = args.measure.split("/")
+        _, function, iterator = prepared_step(
+            xla == "xla_on", args.devices, args.image_size,
+            args.batch_size or (TOY_BATCH_SIZE if args.arch == "mlp" else 64), args.n_critic,
+            args.penalty or ("gp" if args.arch == "mlp" else "clip"), precision_name, args.arch,
+            before=bool(old))
+        for _ in range(max(3, args.iterations)):
+            function(iterator)
+        from turns import take_turns
+
+        take_turns(lambda: function(iterator))
+        return
     if args.measure:  # one measurement, in this fresh process (see measure_apart)
         precision_name, xla, *old = args.measure.split("/")
         its, flops, split = throughput(
@@ -321,6 +435,17 @@ def main():
         if "through_train" in results:
             results["train_over_torch_float32"] = {
                 k: v / results["torch"]["float32"] for k, v in results["through_train"].items()}
+    if args.turns and (args.against or not args.no_torch
+                       and importlib.util.find_spec("torch") is not None):
+        results["turns"] = {"against": args.against or "PyTorch"}
+        for precision_name in precisions:
+            if precision_name in ("float32", "bfloat16"):
+                turns = summarize_turns(paired_turns(precision_name, args, penalty, batch))
+                results["turns"][precision_name] = turns
+                other = args.against or "PyTorch"
+                print(f"# in turns, {precision_name}: ours {turns['ours_iterations_per_s']:.4f}, "
+                      f"{other} {turns['theirs_iterations_per_s']:.4f} it/s (medians), ours / "
+                      f"{other} {turns['ours_over_theirs']:.3f}", flush=True)
     print(json.dumps(results, indent=2))
 
 

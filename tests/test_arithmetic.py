@@ -47,10 +47,12 @@ def test_batch_norm_computes_keras_synchronized_batch_norm(precision_name):
 
 @pytest.mark.parametrize("kind,padding,strides,shape", [
     ("conv", "same", 2, (8, 8, 32)), ("conv", "valid", 1, (4, 4, 64)),
-    ("transpose", "same", 2, (4, 4, 64)), ("transpose", "valid", 1, (1, 1, 16))])
-def test_the_bfloat16_filter_gradient_as_a_product_is_tensorflows(kind, padding, strides, shape):
-    """Where the filter gradient is a product (bfloat16 on a CPU, an output of at most 4x4
-    positions), the forward pass and the input gradient are TensorFlow's own, bit for bit, and the
+    ("conv", "same", 2, (16, 16, 8)), ("conv", "same", 1, (8, 8, 8)), ("conv", "valid", 2, (9, 9, 8)),
+    ("transpose", "same", 2, (4, 4, 64)), ("transpose", "valid", 1, (1, 1, 16)),
+    ("transpose", "same", 2, (8, 8, 8))])
+def test_the_bfloat16_filter_gradient_as_a_convolution_is_tensorflows(kind, padding, strides, shape):
+    """Where the filter gradient is the package's convolution (bfloat16 on a CPU, an output of at
+    most 8x8 positions), the forward pass and the input gradient are TensorFlow's own, bit for bit, and the
     filter gradient equals TensorFlow's to bfloat16's round-off."""
     with precision.policy("bfloat16"):
         ours = (convolution.Conv2D if kind == "conv" else convolution.Conv2DTranspose)(
@@ -62,7 +64,7 @@ def test_the_bfloat16_filter_gradient_as_a_product_is_tensorflows(kind, padding,
     theirs.build(x.shape)
     theirs.set_weights(ours.get_weights())
     out_positions = (ours.compute_output_shape(x.shape) if kind == "conv" else x.shape)[1:3]
-    assert convolution.product_pays(tf.bfloat16, out_positions[0] * out_positions[1])
+    assert convolution.own_gradient_pays(tf.bfloat16, out_positions[0] * out_positions[1])
     results = []
     for layer in (ours, theirs):
         with tf.GradientTape() as tape:
@@ -76,10 +78,10 @@ def test_the_bfloat16_filter_gradient_as_a_product_is_tensorflows(kind, padding,
     assert _relative(dk, dk_ref) < 1e-2
 
 
-def test_the_product_is_used_only_where_it_was_measured_faster():
-    assert not convolution.product_pays(tf.float32, 16)
-    assert not convolution.product_pays(tf.bfloat16, 64)
-    assert convolution.product_pays(tf.bfloat16, 16) == (not tf.config.list_physical_devices("GPU"))
+def test_the_own_gradient_is_used_only_where_it_was_measured_faster():
+    assert not convolution.own_gradient_pays(tf.float32, 16)
+    assert not convolution.own_gradient_pays(tf.bfloat16, 256)
+    assert convolution.own_gradient_pays(tf.bfloat16, 64) == (not tf.config.list_physical_devices("GPU"))
     layer = convolution.Conv2D(8, 4, strides=2, padding="same")
     assert isinstance(keras.layers.deserialize(keras.layers.serialize(layer)), convolution.Conv2D)
 
@@ -134,3 +136,15 @@ def test_one_replica_and_two_compute_the_same_batch_norm(precision_name):
         np.testing.assert_array_equal(a, b, err_msg=name)
     for name, a, b in zip(["input gradient", "scale gradient"], one[1:3], two[1:3]):
         assert np.abs(a - b).max() <= 5e-7 * np.abs(a).max(), name
+
+
+def test_the_filter_gradient_of_unknown_spatial_sizes_is_tensorflows():
+    """Traced without spatial sizes (as a gradient of a gradient may be), ``filter_gradient``
+    falls back to TensorFlow's op and still computes the same gradient."""
+    x = tf.cast(tf.random.normal([4, 8, 8, 6], seed=2), tf.bfloat16)
+    dy = tf.cast(tf.random.normal([4, 4, 4, 5], seed=3), tf.bfloat16)
+    traced = tf.function(lambda a, b: convolution.filter_gradient(a, b, (4, 4), [2, 2], "SAME"),
+                         input_signature=[tf.TensorSpec([None, None, None, 6], tf.bfloat16),
+                                          tf.TensorSpec([None, None, None, 5], tf.bfloat16)])
+    known = convolution.filter_gradient(x, dy, (4, 4), [2, 2], "SAME")
+    assert _relative(traced(x, dy), known) < 1e-2

@@ -143,6 +143,8 @@ SCRIPT_FLAGS = {  # the smallest settings of each documented script: flag -> val
     "benchmarks/profile_step.py": {"--image-size": "16", "--iterations": "1", "--warmup": "1"},
     "benchmarks/batch_norm.py": {"--image-size": "16", "--iterations": "1", "--warmup": "1",
                                  "--rounds": "1"},
+    "benchmarks/layer_kernels.py": {"--image-size": "16", "--filters": "8", "--batch": "8",
+                                    "--calls": "1", "--rounds": "1"},
 }
 
 

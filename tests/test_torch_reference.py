@@ -35,3 +35,17 @@ def test_imports_no_tensorflow():
     code = ("import sys, torch_reference; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=BENCHMARKS, check=True, timeout=120)
+
+
+def test_train_throughput_times_ours_and_pytorch_in_turns():
+    """``train_throughput.py --turns N``: both warmed-up steps, N timed iterations each, in turns."""
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "train_throughput.py"), "--arch", "dcgan",
+         "--penalty", "clip", "--precision", "bfloat16", "--xla", "off", "--rounds", "0",
+         "--iterations", "1", "--image-size", "16", "--batch-size", "4", "--n-critic", "2",
+         "--turns", "3"], capture_output=True, text=True, timeout=600, cwd=BENCHMARKS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    turns = json.loads(result.stdout[result.stdout.index("{"):])["turns"]["bfloat16"]
+    assert len(turns["ours_seconds"]) == len(turns["theirs_seconds"]) == 3
+    assert min(turns["ours_seconds"] + turns["theirs_seconds"]) > 0
+    assert turns["ours_over_theirs"] > 0

@@ -9,8 +9,9 @@ synchronized batch norm does, so that ``--devices N`` computes one device's step
 - normalisation: TensorFlow's fused kernel in inference mode with those moments, one oneDNN
   primitive that takes a bfloat16 activation as it is, with float32 scale, offset and moments;
 - gradient: the fused kernel's inference-mode gradient (dy * scale / sigma, and the scale's and
-  offset's gradients), the moments' gradients from those, and the moments' own (through the sums
-  and their all-reduce) by autodiff, as for any synchronized batch norm.
+  offset's gradients), the moments' gradients from those, through the all-reduce by autodiff, and
+  the sums' own, d/dx = dS1 + 2 x dS2, in one pass (``_sums``), as for any synchronized batch
+  norm.
 
 One replica differs from several only in the order of the additions inside the sums: round-off.
 (TensorFlow's fused kernel in training mode would be one pass, but its moments are its own replica's,
@@ -45,6 +46,27 @@ def _fused(x, scale, offset, mean, variance, epsilon):
                                        is_training=False)
 
 
+def _scale_and_shift(x, a, b):
+    """x * a + b per channel (float32 a and b) in one pass: the fused kernel with zero mean and
+    unit variance. (Autodiff computed the sums' gradient in float32 element-wise passes, a Tile
+    among them: a batch norm layer's forward and backward took 10-50 % longer on the DCGAN's
+    bfloat16 shapes, benchmarks/layer_kernels.py.)"""
+    channels = x.shape[-1]
+    return _fused(x, a, b, tf.zeros([channels]), tf.ones([channels]), 0.0).y
+
+
+@tf.custom_gradient
+def _sums(x):
+    """[sum x, sum x^2] per channel in float32 over this replica's rows."""
+    x32 = tf.cast(x, tf.float32)
+    sums = tf.stack([tf.reduce_sum(x32, _AXES), tf.reduce_sum(tf.square(x32), _AXES)])
+
+    def gradient(dsums):
+        return _scale_and_shift(x, 2.0 * dsums[1], dsums[0])
+
+    return sums, gradient
+
+
 def normalize(x, scale, offset, mean, variance, epsilon):
     """(x - mean) / sqrt(variance + epsilon) * scale + offset by the fused kernel, differentiable
     in every input, the moments included (the kernel's own inference-mode gradient is not)."""
@@ -73,15 +95,13 @@ def normalize_batch(x, scale, offset, epsilon):
     moments. Differentiable: the moments' gradient reaches every replica's rows through the
     all-reduce, as synchronized batch norm's does.
 
-    The moments come from float32 sums of x and x^2 (a cast and three passes) whose gradient is
-    TensorFlow's own, not from the fused kernel in training mode (one pass, 5 % faster for the
-    bfloat16 DCGAN step) nor with a one-pass gradient by the fused kernel: in both, oneDNN's
+    The moments come from float32 sums of x and x^2 (a cast and three passes), not from the
+    fused kernel in training mode (one pass, 5 % faster for the bfloat16 DCGAN step) nor with a one-pass gradient by the fused kernel: in both, oneDNN's
     arithmetic on 64 rows and on two halves of 32 differs in the last bit, and one device and two
     drifted apart again (0.73-0.76 % of the critic's weights by more than 1e-5 after the first
     iteration's 100 critic updates, against 0.02 % from the sums; tests/test_precision.py)."""
-    x32 = tf.cast(x, tf.float32)
     count = _count(x)
-    sums = _global_sum(tf.stack([tf.reduce_sum(x32, _AXES), tf.reduce_sum(tf.square(x32), _AXES)]))
+    sums = _global_sum(_sums(x))
     mean = sums[0] / count
     variance = tf.maximum(sums[1] / count - tf.square(mean), 0.0)
     return normalize(x, scale, offset, mean, variance, epsilon), mean, variance

@@ -1,15 +1,17 @@
-"""Convolution layers whose filter gradient is a matrix product where oneDNN's own is slow.
+"""Convolution layers whose filter gradient is a forward convolution where oneDNN's own is slow.
 
 TensorFlow's bfloat16 filter gradient (Conv2DBackpropFilter, oneDNN's ``jit_bf16`` backward-weights
-kernel) is slow on a CPU when the output has few positions and many channels: for the DCGAN
-critic's last stride-2 layer (8x8x256 -> 4x4x512, batch 64) it took 36 ms, slower than its
-float32 twin (25 ms) and than PyTorch running the same oneDNN primitive (21 ms), at 119 GFLOP/s
-where oneDNN's bfloat16 matrix product runs at 255 (benchmarks/profile_step.py; docs/BENCHMARKS.md,
-"Training throughput"). The generator's first stride-2 transposed convolution has the same filter
-gradient with the roles of its tensors swapped. There, the gradient is computed as the product it
-is: the input's patches (``tf.image.extract_patches``, [positions, kh * kw * c_in]) transposed times
-the output gradient ([positions, c_out]): 17.8 ms. Elsewhere, and on GPUs and in float32, the layers
-are Keras's own, unchanged.
+kernel) is slow on a CPU without AMX when the output has few positions and many channels: side by
+side with the forward convolution of the same layer (batch 64, 4x4 kernels, stride 2; AMD EPYC,
+AVX512-BF16), 16x16x128 -> 8x8x256 took 21 ms against 10 ms forward, 8x8x256 -> 4x4x512 35 ms
+against 9 (slower than its float32 twin, 24 ms). The filter gradient is a convolution too (of the
+input, batch and channels swapped, by the output's gradient, dilated by the stride:
+``filter_gradient``), and oneDNN's forward kernel computes it in 13-15 ms there. (The first
+version of this module wrote it at 4x4 as image patches times the output gradient, a matrix
+product: 15-16 ms, 21-31 ms at 8x8.) At 16x16 positions and more TensorFlow's own kernel is the
+faster (14-16 against 17-19 ms), and in float32 too, so there, on GPUs and in float32 the layers
+are Keras's own, unchanged (``benchmarks/layer_kernels.py`` measures the three side by side by
+layer; docs/BENCHMARKS.md, "The filter gradient as a forward convolution").
 
 Only the filter gradient changes: the forward pass and the input gradient are TensorFlow's usual
 ops, so the served signatures and the gradient penalty's second derivatives are unaffected, and one
@@ -19,35 +21,56 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-# The filter gradient is a product when the output it is taken against has at most this many
-# positions (4x4): measured faster there only (at 8x8 oneDNN's kernel wins, 22.5 against 31.5 ms).
-MAX_POSITIONS = 16
+# The filter gradient is a forward convolution when the output it is taken against has at most
+# this many positions (8x8): measured faster there only (at 16x16 oneDNN's own kernel wins).
+MAX_POSITIONS = 64
 
 
 def _on_cpu():
     return not tf.config.list_physical_devices("GPU")
 
 
-def product_pays(dtype, out_positions):
-    """Whether the filter gradient is computed as a product: bfloat16 on a CPU, few positions."""
+def own_gradient_pays(dtype, out_positions):
+    """Whether the filter gradient is computed by ``filter_gradient``: bfloat16 on a CPU, few
+    positions."""
     return dtype == tf.bfloat16 and out_positions <= MAX_POSITIONS and _on_cpu()
+
+
+def _same_padding(size, out_size, kernel, stride):
+    """TensorFlow's SAME padding of one spatial axis: (before, after)."""
+    total = max((out_size - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
 
 
 def filter_gradient(inputs, out_backprop, kernel_size, strides, padding):
     """d loss / d filter of ``conv2d(inputs, filter, strides, padding)`` given the output's
-    gradient ``out_backprop``, as patches^T . out_backprop: ``[kh, kw, c_in, c_out]``."""
+    gradient ``out_backprop``: ``[kh, kw, c_in, c_out]``.
+
+    dW[a, b, c, o] = sum over n, i, j of x[n, s*i + a, s*j + b, c] * dy[n, i, j, o] is itself a
+    forward convolution, of the input with its batch and channel axes swapped ([c_in, H, W, N]) by
+    the output gradient as the filter ([Ho, Wo, N, c_out]), dilated by the stride, with an output
+    of kh x kw positions, ``c_in`` images of them. oneDNN's forward kernel runs it at its forward
+    rate (bfloat16 on this CPU: 13.5 against 20 ms for the 16x16x128 -> 8x8x256 layer's gradient)."""
     kh, kw = kernel_size
-    c_in, c_out = inputs.shape[-1], out_backprop.shape[-1]
-    patches = tf.image.extract_patches(inputs, [1, kh, kw, 1], [1, *strides, 1], [1, 1, 1, 1],
-                                       padding.upper())
-    product = tf.matmul(tf.reshape(patches, [-1, kh * kw * c_in]),
-                        tf.reshape(out_backprop, [-1, c_out]), transpose_a=True)
-    return tf.reshape(product, [kh, kw, c_in, c_out])
+    (sh, sw), (ho, wo) = strides, out_backprop.shape[1:3]
+    if None in (*inputs.shape[1:3], ho, wo):  # spatial sizes unknown when traced: TensorFlow's op
+        return tf.raw_ops.Conv2DBackpropFilter(
+            input=inputs, filter_sizes=[kh, kw, inputs.shape[-1], out_backprop.shape[-1]],
+            out_backprop=out_backprop, strides=[1, sh, sw, 1], padding=padding.upper())
+    if padding.upper() == "SAME":
+        pads = [_same_padding(inputs.shape[1], ho, kh, sh), _same_padding(inputs.shape[2], wo, kw, sw)]
+        inputs = tf.pad(inputs, [[0, 0], pads[0], pads[1], [0, 0]])
+    # The rows and columns the convolution reads (VALID drops what a stride leaves over).
+    inputs = inputs[:, :(ho - 1) * sh + kh, :(wo - 1) * sw + kw, :]
+    product = tf.nn.conv2d(tf.transpose(inputs, [3, 1, 2, 0]),
+                           tf.transpose(out_backprop, [1, 2, 0, 3]), 1, "VALID",
+                           dilations=[sh, sw])
+    return tf.transpose(product, [1, 2, 0, 3])
 
 
 def input_gradient(out_backprop, kernel, input_shape, kernel_size, strides, padding):
     """d loss / d input of ``conv2d(input, kernel, strides, padding)`` (TensorFlow's op), itself
-    differentiable with the filter gradient as a product: the gradient penalty differentiates the
+    differentiable with ``filter_gradient``: the gradient penalty differentiates the
     critic's input gradient again, and its derivative with respect to the filter is that same
     filter gradient, of the penalty's gradient against the score's."""
 
@@ -72,13 +95,13 @@ def _positions(shape):
 @keras.saving.register_keras_serializable(package="wgan_tf")
 class Conv2D(layers.Conv2D):
     """``keras.layers.Conv2D`` (NHWC, no dilation or groups) whose filter gradient is
-    ``filter_gradient`` where ``product_pays``."""
+    ``filter_gradient`` where ``own_gradient_pays``."""
 
     def convolution_op(self, inputs, kernel):
         output_shape = self.compute_output_shape(inputs.shape)
         if (self.data_format != "channels_last" or self.groups != 1
                 or tuple(self.dilation_rate) != (1, 1) or None in output_shape[1:3]
-                or not product_pays(inputs.dtype, _positions(output_shape))):
+                or not own_gradient_pays(inputs.dtype, _positions(output_shape))):
             return super().convolution_op(inputs, kernel)
         strides, padding = list(self.strides), self.padding.upper()
 
@@ -99,14 +122,14 @@ class Conv2D(layers.Conv2D):
 class Conv2DTranspose(layers.Conv2DTranspose):
     """``keras.layers.Conv2DTranspose`` (NHWC, no bias, dilation or output padding) whose filter
     gradient is ``filter_gradient`` (of the forward convolution it transposes: the output's
-    gradient is that convolution's input) where ``product_pays``."""
+    gradient is that convolution's input) where ``own_gradient_pays``."""
 
     def call(self, inputs):
         if (self.data_format != "channels_last" or self.use_bias or self.activation is not None
                 and self.activation is not keras.activations.linear
                 or self.output_padding is not None or tuple(self.dilation_rate) != (1, 1)
                 or None in inputs.shape[1:3]
-                or not product_pays(inputs.dtype, _positions(inputs.shape))):
+                or not own_gradient_pays(inputs.dtype, _positions(inputs.shape))):
             return super().call(inputs)
         strides, padding = list(self.strides), self.padding.upper()
         output_shape = self.compute_output_shape(inputs.shape)

@@ -1,0 +1,55 @@
+"""The turn-taking protocol by which benchmarks/train_throughput.py --turns times its step and
+PyTorch's iteration by iteration (benchmarks/turns.py, both children's side of it)."""
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from turns import take_turns  # noqa: E402
+
+
+def test_one_timed_iteration_per_go_until_stop():
+    calls = []
+    out = io.StringIO()
+    result = take_turns(lambda: calls.append(len(calls)) or len(calls),
+                        stdin=io.StringIO("go\ngo\nstop\ngo\n"), stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "TURN ready"
+    assert len(calls) == 2 and result == 2  # the "go" after "stop" is not run
+    assert [line.split()[0] for line in lines[1:]] == ["TURN", "TURN"]
+    assert all(float(line.split()[1]) >= 0 for line in lines[1:])
+
+
+def test_a_closed_stdin_ends_the_turns():
+    out = io.StringIO()
+    assert take_turns(lambda: 1, stdin=io.StringIO(""), stdout=out) is None
+    assert out.getvalue() == "TURN ready\n"
+
+
+def test_train_throughput_times_two_checkouts_in_turns():
+    """``train_throughput.py --turns N --against CHECKOUT``: this checkout's step against another
+    checkout's (here the same one), N timed iterations each, no torch needed."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "train_throughput.py"), "--arch", "dcgan",
+         "--penalty", "clip", "--precision", "float32", "--xla", "off", "--rounds", "0",
+         "--iterations", "1", "--image-size", "16", "--batch-size", "4", "--n-critic", "1",
+         "--no-torch", "--turns", "2", "--against", str(root)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    turns = json.loads(result.stdout[result.stdout.index("{"):])["turns"]
+    assert turns["against"] == str(root)
+    assert len(turns["float32"]["ours_seconds"]) == len(turns["float32"]["theirs_seconds"]) == 2
+    assert min(turns["float32"]["ours_seconds"] + turns["float32"]["theirs_seconds"]) > 0
+
+
+def test_against_a_folder_without_the_package_is_one_line_error(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "train_throughput.py"), "--turns", "2",
+         "--against", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"--against {tmp_path}: no wgan_tf package there" in result.stderr
