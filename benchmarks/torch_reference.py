@@ -277,7 +277,7 @@ def main(argv=None):
             trainer.iteration()
         from turns import take_turns
 
-        losses = take_turns(trainer.iteration)
+        losses = take_turns(trainer.iteration, f"torch {torch.__version__}")
         if losses is not None and not all(torch.isfinite(loss).item() for loss in losses):
             raise FloatingPointError("the reference step produced a non-finite loss")
         return

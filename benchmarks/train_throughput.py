@@ -111,8 +111,9 @@ def build(arch, penalty, precision_name, image_size, batch, n_critic, jit, devic
 def prepared_step(jit, devices, image_size, batch, n_critic, penalty="clip",
                   precision_name="float32", arch="dcgan", filters=64, before=False):
     """(model, train function, its iterator): one call of ``function(iterator)`` is one generator
-    iteration, traced, as ``fit`` calls it. ``before``: the step as it was before issue 23 (the filter gradient as
-    TensorFlow's op everywhere, the critic called on each batch apart)."""
+    iteration, traced, as ``fit`` calls it. ``before``: the step as it was before issue 23 (the
+    filter gradient as TensorFlow's op everywhere, the critic called on each batch apart; batch
+    norm's gradient is today's)."""
     from wgan_tf import convolution
 
     convolution.MAX_POSITIONS = 0 if before else AFTER_MAX_POSITIONS
@@ -246,12 +247,12 @@ class _Turns:
         self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=self.log, text=True, env=env)
-        self._answer()  # "ready": built and warmed up
+        self.timed = self._answer().split(" ", 1)[1]  # "ready WHAT": built and warmed up
 
     def _answer(self):
         for line in self.process.stdout:
             if line.startswith("TURN "):
-                return line.split()[1]
+                return line[len("TURN "):].strip()
         self.log.seek(0)
         raise SystemExit(f"train_throughput.py: {self.process.args[1]} stopped:\n"
                          + self.log.read()[-3000:])
@@ -274,7 +275,8 @@ def paired_turns(precision_name, args, penalty, batch):
     over tens of seconds, and two neighbouring iterations see the same machine, where two
     measurements a minute apart do not. {"ours": [seconds], "theirs": [seconds]}. With
     ``--against PATH`` the other side is our step again, with the ``wgan_tf`` package of the
-    checkout in PATH (an earlier commit: a before and after of a change)."""
+    checkout in PATH (an earlier commit: a before and after of a change). Also what each side
+    timed ("ours_timed", "theirs_timed": the wgan_tf package's folder, or torch's version)."""
     command = measure_command(f"{precision_name}/xla_off", args, turns=True)
     ours = _Turns(command)
     if args.against:
@@ -285,7 +287,7 @@ def paired_turns(precision_name, args, penalty, batch):
                          precision_name, "--image-size", str(args.image_size), "--batch-size",
                          str(batch), "--n-critic", str(args.n_critic), "--warmup",
                          str(max(3, args.iterations))])
-    times = {"ours": [], "theirs": []}
+    times = {"ours": [], "theirs": [], "ours_timed": ours.timed, "theirs_timed": theirs.timed}
     try:
         for i in range(args.turns):
             for name, child in (("ours", ours), ("theirs", theirs))[::1 if i % 2 == 0 else -1]:
@@ -299,7 +301,8 @@ def paired_turns(precision_name, args, penalty, batch):
 def summarize_turns(times):
     ours, theirs = (float(np.median(times[k])) for k in ("ours", "theirs"))
     pairs = [t / o for o, t in zip(times["ours"], times["theirs"])]
-    return {"ours_seconds": times["ours"], "theirs_seconds": times["theirs"],
+    return {"ours_timed": times["ours_timed"], "theirs_timed": times["theirs_timed"],
+            "ours_seconds": times["ours"], "theirs_seconds": times["theirs"],
             "ours_iterations_per_s": 1 / ours, "theirs_iterations_per_s": 1 / theirs,
             "ours_over_theirs": theirs / ours,
             "ours_over_theirs_by_turn_quartiles": [float(q) for q in
@@ -343,26 +346,23 @@ def main():
     args = parser.parse_args()
     if args.against and not os.path.isdir(os.path.join(args.against, "wgan_tf")):
         parser.error(f"--against {args.against}: no wgan_tf package there")
-    if args.measure and args.turns:  # one side of paired_turns, in this fresh process
+    if args.measure:  # one measurement, in this fresh process (see measure_apart, paired_turns)
         precision_name, xla, *old = args.measure.split("/")
-        _, function, iterator = prepared_step(
-            xla == "xla_on", args.devices, args.image_size,
-            args.batch_size or (TOY_BATCH_SIZE if args.arch == "mlp" else 64), args.n_critic,
-            args.penalty or ("gp" if args.arch == "mlp" else "clip"), precision_name, args.arch,
-            before=bool(old))
-        for _ in range(max(3, args.iterations)):
-            function(iterator)
-        from turns import take_turns
+        setting = dict(jit=xla == "xla_on", devices=args.devices, image_size=args.image_size,
+                       batch=args.batch_size or (TOY_BATCH_SIZE if args.arch == "mlp" else 64),
+                       n_critic=args.n_critic,
+                       penalty=args.penalty or ("gp" if args.arch == "mlp" else "clip"),
+                       precision_name=precision_name, arch=args.arch, before=bool(old))
+        if args.turns:  # one side of paired_turns
+            import wgan_tf
+            from turns import take_turns
 
-        take_turns(lambda: function(iterator))
-        return
-    if args.measure:  # one measurement, in this fresh process (see measure_apart)
-        precision_name, xla, *old = args.measure.split("/")
-        its, flops, split = throughput(
-            xla == "xla_on", args.iterations, args.devices, args.image_size,
-            args.batch_size or (TOY_BATCH_SIZE if args.arch == "mlp" else 64), args.n_critic,
-            args.penalty or ("gp" if args.arch == "mlp" else "clip"), precision_name, args.arch,
-            before=bool(old), parts=args.parts)
+            _, function, iterator = prepared_step(**setting)
+            for _ in range(max(3, args.iterations)):  # throughput's warm-up
+                function(iterator)
+            take_turns(lambda: function(iterator), os.path.dirname(wgan_tf.__file__))
+            return
+        its, flops, split = throughput(iterations=args.iterations, parts=args.parts, **setting)
         print(json.dumps({"its": its, "flops": flops, "parts": split}))
         return
 

@@ -9,11 +9,12 @@ import sys
 import time
 
 
-def take_turns(iteration, stdin=sys.stdin, stdout=sys.stdout):
+def take_turns(iteration, what, stdin=sys.stdin, stdout=sys.stdout):
     """The turn-taking protocol of ``train_throughput.py --turns``, for either framework: "TURN
-    ready" once warm, then one timed ``iteration()`` per "go" line read ("TURN seconds" written
-    back) until anything else; returns the last iteration's result."""
-    print("TURN ready", file=stdout, flush=True)
+    ready WHAT" once warm (``what``: which code is timed, a path or a version), then one timed
+    ``iteration()`` per "go" line read ("TURN seconds" written back) until anything else; returns
+    the last iteration's result."""
+    print(f"TURN ready {what}", file=stdout, flush=True)
     result = None
     for line in stdin:
         if line.strip() != "go":

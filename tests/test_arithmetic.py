@@ -47,13 +47,15 @@ def test_batch_norm_computes_keras_synchronized_batch_norm(precision_name):
 
 @pytest.mark.parametrize("kind,padding,strides,shape", [
     ("conv", "same", 2, (8, 8, 32)), ("conv", "valid", 1, (4, 4, 64)),
-    ("conv", "same", 2, (16, 16, 8)), ("conv", "same", 1, (8, 8, 8)), ("conv", "valid", 2, (9, 9, 8)),
+    ("conv", "same", 2, (16, 16, 8)), ("conv", "same", 1, (8, 8, 8)),
+    ("conv", "valid", 2, (9, 9, 8)),
     ("transpose", "same", 2, (4, 4, 64)), ("transpose", "valid", 1, (1, 1, 16)),
     ("transpose", "same", 2, (8, 8, 8))])
-def test_the_bfloat16_filter_gradient_as_a_convolution_is_tensorflows(kind, padding, strides, shape):
+def test_the_bfloat16_filter_gradient_as_a_convolution_is_tensorflows(kind, padding, strides,
+                                                                      shape):
     """Where the filter gradient is the package's convolution (bfloat16 on a CPU, an output of at
-    most 8x8 positions), the forward pass and the input gradient are TensorFlow's own, bit for bit, and the
-    filter gradient equals TensorFlow's to bfloat16's round-off."""
+    most 8x8 positions), the forward pass and the input gradient are TensorFlow's own, bit for
+    bit, and the filter gradient equals TensorFlow's to bfloat16's round-off."""
     with precision.policy("bfloat16"):
         ours = (convolution.Conv2D if kind == "conv" else convolution.Conv2DTranspose)(
             16, 4, strides=strides, padding=padding, use_bias=False)
@@ -81,7 +83,8 @@ def test_the_bfloat16_filter_gradient_as_a_convolution_is_tensorflows(kind, padd
 def test_the_own_gradient_is_used_only_where_it_was_measured_faster():
     assert not convolution.own_gradient_pays(tf.float32, 16)
     assert not convolution.own_gradient_pays(tf.bfloat16, 256)
-    assert convolution.own_gradient_pays(tf.bfloat16, 64) == (not tf.config.list_physical_devices("GPU"))
+    on_cpu = not tf.config.list_physical_devices("GPU")
+    assert convolution.own_gradient_pays(tf.bfloat16, 64) == on_cpu
     layer = convolution.Conv2D(8, 4, strides=2, padding="same")
     assert isinstance(keras.layers.deserialize(keras.layers.serialize(layer)), convolution.Conv2D)
 

@@ -2,6 +2,7 @@
 PyTorch's iteration by iteration (benchmarks/turns.py, both children's side of it)."""
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,10 @@ from turns import take_turns  # noqa: E402
 def test_one_timed_iteration_per_go_until_stop():
     calls = []
     out = io.StringIO()
-    result = take_turns(lambda: calls.append(len(calls)) or len(calls),
+    result = take_turns(lambda: calls.append(len(calls)) or len(calls), "the code",
                         stdin=io.StringIO("go\ngo\nstop\ngo\n"), stdout=out)
     lines = out.getvalue().splitlines()
-    assert lines[0] == "TURN ready"
+    assert lines[0] == "TURN ready the code"
     assert len(calls) == 2 and result == 2  # the "go" after "stop" is not run
     assert [line.split()[0] for line in lines[1:]] == ["TURN", "TURN"]
     assert all(float(line.split()[1]) >= 0 for line in lines[1:])
@@ -25,23 +26,28 @@ def test_one_timed_iteration_per_go_until_stop():
 
 def test_a_closed_stdin_ends_the_turns():
     out = io.StringIO()
-    assert take_turns(lambda: 1, stdin=io.StringIO(""), stdout=out) is None
-    assert out.getvalue() == "TURN ready\n"
+    assert take_turns(lambda: 1, "x", stdin=io.StringIO(""), stdout=out) is None
+    assert out.getvalue() == "TURN ready x\n"
 
 
-def test_train_throughput_times_two_checkouts_in_turns():
+def test_train_throughput_times_two_checkouts_in_turns(tmp_path):
     """``train_throughput.py --turns N --against CHECKOUT``: this checkout's step against another
-    checkout's (here the same one), N timed iterations each, no torch needed."""
+    checkout's package (here a copy of this one's), N timed iterations each, no torch needed."""
     root = Path(__file__).resolve().parents[1]
+    other = tmp_path / "checkout"
+    shutil.copytree(root / "wgan_tf", other / "wgan_tf",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     result = subprocess.run(
         [sys.executable, str(root / "benchmarks" / "train_throughput.py"), "--arch", "dcgan",
          "--penalty", "clip", "--precision", "float32", "--xla", "off", "--rounds", "0",
          "--iterations", "1", "--image-size", "16", "--batch-size", "4", "--n-critic", "1",
-         "--no-torch", "--turns", "2", "--against", str(root)],
-        capture_output=True, text=True, timeout=600)
+         "--no-torch", "--turns", "2", "--against", str(other)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     turns = json.loads(result.stdout[result.stdout.index("{"):])["turns"]
-    assert turns["against"] == str(root)
+    assert turns["against"] == str(other)
+    assert Path(turns["float32"]["theirs_timed"]) == other / "wgan_tf"
+    assert Path(turns["float32"]["ours_timed"]) == root / "wgan_tf"
     assert len(turns["float32"]["ours_seconds"]) == len(turns["float32"]["theirs_seconds"]) == 2
     assert min(turns["float32"]["ours_seconds"] + turns["float32"]["theirs_seconds"]) > 0
 

@@ -96,10 +96,11 @@ def normalize_batch(x, scale, offset, epsilon):
     all-reduce, as synchronized batch norm's does.
 
     The moments come from float32 sums of x and x^2 (a cast and three passes), not from the
-    fused kernel in training mode (one pass, 5 % faster for the bfloat16 DCGAN step) nor with a one-pass gradient by the fused kernel: in both, oneDNN's
-    arithmetic on 64 rows and on two halves of 32 differs in the last bit, and one device and two
-    drifted apart again (0.73-0.76 % of the critic's weights by more than 1e-5 after the first
-    iteration's 100 critic updates, against 0.02 % from the sums; tests/test_precision.py)."""
+    fused kernel in training mode (one pass, 5 % faster for the bfloat16 DCGAN step) nor with a
+    one-pass gradient by the fused kernel: in both, oneDNN's arithmetic on 64 rows and on two
+    halves of 32 differs in the last bit, and one device and two drifted apart again (0.73-0.76 %
+    of the critic's weights by more than 1e-5 after the first iteration's 100 critic updates,
+    against 0.02 % from the sums; tests/test_precision.py)."""
     count = _count(x)
     sums = _global_sum(_sums(x))
     mean = sums[0] / count

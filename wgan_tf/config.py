@@ -73,10 +73,10 @@ RECIPES = {
                  ema=0.973, augment="color,translation,cutout"),
 }
 # "fast"'s EMA: a half-life of 25 generator iterations (0.5 ** (1 / 25) = 0.973). Its generator's
-# quality swings within tens of iterations and between checkpoints, and a short average is level
-# with or ahead of it where 0.999 (a half-life of ~400 iterations late in a run) averaged across
-# the swings and fell behind by up to 2x (experiments/ema.py --continue; docs/RESULTS.md, "The
-# generator EMA, diagnosed").
+# quality swings within tens of iterations and between checkpoints; a short average follows the
+# swing and is ahead of the raw generator's mean over it (not of every point), where 0.999 (a
+# half-life of ~400 iterations late in a run) averaged across the swings and fell behind by up to
+# 2x (experiments/ema.py --continue; docs/RESULTS.md, "The generator EMA, diagnosed").
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 
 # --model: the family, and the penalties (--penalty) it takes, the first being its default.

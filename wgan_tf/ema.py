@@ -20,9 +20,10 @@ How long an average should be depends on how the generator moves. ``--recipe fas
 of 0.973 (a half-life of at most 25 iterations): its raw generator's quality swings by up to 50 %
 within a few dozen iterations and by 2x between checkpoints, and late in a long run an average
 over ~400 iterations (0.999) mixed different places of that swing and fell behind the raw
-generator by up to 2x, where a half-life of 25 was level with it or ahead at every measured point
-(experiments/ema.py ``--continue``, ``--diagnose``; docs/RESULTS.md, "The generator EMA,
-diagnosed").
+generator by up to 2x. A half-life of 25 follows the swing instead: not ahead of the raw generator
+at every point (6 of 10 in a short run, 3 of 4 late in a long one, level at the fourth), but ahead
+of its mean over the same stretch, where 0.999 was behind it (experiments/ema.py ``--continue``,
+``--diagnose``; docs/RESULTS.md, "The generator EMA, diagnosed").
 
 Batch norm: the average's batch-norm statistics are not averaged. The average's weights produce
 activations whose statistics are not the average of the raw generator's, so its statistics are
