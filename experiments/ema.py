@@ -67,6 +67,8 @@ def decay(rule, t):
 
     if rule[0] == "copy":
         return 0.0
+    if rule[0] == "fixed":
+        return rule[1]
     if rule[0] == "warmup":
         return min(rule[1], (1 + t) / (10 + t))
     half = min(math.log(0.5) / math.log(rule[1]), rule[2] * t)
@@ -83,10 +85,7 @@ def continue_run(run_dir, start, steps, every, runs, smoke=False, half_lives=HAL
     averages of ``half_lives`` (see the docstring); {iteration: {network: measures}}."""
     import shutil
 
-    import keras
-    import tensorflow as tf
-
-    from wgan_tf import ema, precision, quality, train
+    from wgan_tf import quality, train
     from wgan_tf.config import TrainConfig
 
     name = f"{os.path.basename(os.path.normpath(run_dir))}-from-{start}"
@@ -109,34 +108,10 @@ def continue_run(run_dir, start, steps, every, runs, smoke=False, half_lives=HAL
     measure = quality.Quality(config.dataset, config.image_size, config.channels,
                               32 if smoke else 2000, config.seed)
     results = {}
-
-    class Averages(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            with precision.policy(config.precision):  # as the model's own average is made
-                self.networks = {f"half-life {h}": ema.average_network(self.model.generator)
-                                 for h in half_lives}
-            self.updates = [tf.function(lambda a=a, h=h: ema.update(
-                a, self.model.generator, 0.5 ** (1 / h)))
-                for a, h in zip(self.networks.values(), half_lives)]
-
-        def on_train_batch_end(self, batch, logs=None):
-            for update in self.updates:
-                update()
-
-        def on_epoch_end(self, epoch, logs=None):
-            t = int(self.model.step_counter.numpy())
-            if t % every:
-                return
-            self.model.refresh_sampler()
-            row = {"raw": measure.measure(self.model.generator, classes),
-                   "the run's EMA": measure.measure(self.model.generator_ema, classes)}
-            for label, network in self.networks.items():
-                ema.standing_statistics(network, config.seed, classes)
-                row[label] = measure.measure(network, classes)
-            results[t] = row
-            print(t, {k: round(v["classifier_fd"], 1) for k, v in row.items()}, flush=True)
-
-    train.train(config, copy, progress=False, extra_callbacks=[Averages()],
+    averages = {f"half-life {h}": (("fixed", 0.5 ** (1 / h)), "standing") for h in half_lives}
+    callback = averages_callback(measure, every, results, averages, config.precision, classes,
+                                 config.seed, run_ema=True)
+    train.train(config, copy, progress=False, extra_callbacks=[callback],
                 cache=os.path.join(runs, "data-cache"))
     return name, results
 
@@ -151,7 +126,12 @@ def last_checkpoint(run_dir):
     return int(path.rsplit("-", 1)[1])
 
 
-def averages_callback(quality, every, results, grid_dir, names, precision_name):
+def averages_callback(quality, every, results, averages, precision_name, classes=None, seed=0,
+                      grid_dir=None, run_ema=False):
+    """A callback keeping ``averages`` ({name: (decay rule, statistics)}, see ``AVERAGES``) of the
+    model's generator from the iteration it starts at, and measuring them every ``every``
+    iterations with the raw generator (and the run's own EMA with ``run_ema``) into ``results``;
+    with ``grid_dir``, each network's samples of the same 32 latents too."""
     import keras
     import tensorflow as tf
 
@@ -159,42 +139,42 @@ def averages_callback(quality, every, results, grid_dir, names, precision_name):
     from wgan_tf.quality import generated_samples
 
     class Averages(keras.callbacks.Callback):
-        """Keeps the averages ``names`` of the model's generator and measures them with the raw
-        one."""
-
         def on_train_begin(self, logs=None):
-            if hasattr(self, "networks"):
+            if hasattr(self, "networks"):  # fit is called again after a partial period
                 return
             with precision.policy(precision_name):  # as the model's own average is made
                 self.networks = {name: ema.average_network(self.model.generator)
-                                 for name in names}
+                                 for name in averages}
             self.decay = tf.Variable(0.0)
             self.step = {name: tf.function(lambda a=a, s=(s == "averaged"): ema.update(
                 a, self.model.generator, self.decay, statistics=s))
-                for name, a, s in ((n, self.networks[n], AVERAGES[n][2]) for n in names)}
+                for name, a, s in ((n, self.networks[n], averages[n][1]) for n in averages)}
 
         def on_train_batch_end(self, batch, logs=None):
             t = int(self.model.step_counter.numpy())
-            for name in names:
-                self.decay.assign(decay(AVERAGES[name][1], t))
+            for name, (rule, _) in averages.items():
+                self.decay.assign(decay(rule, t))
                 self.step[name]()
 
         def on_epoch_end(self, epoch, logs=None):
             t = int(self.model.step_counter.numpy())
             if t % every:
                 return
-            row = {"raw": quality.measure(self.model.generator)}
             grids = {"raw": self.model.generator}
+            if run_ema:
+                self.model.refresh_sampler()
+                grids["the run's EMA"] = self.model.generator_ema
             for name, network in self.networks.items():
-                if AVERAGES[name][2] == "standing":
-                    ema.standing_statistics(network)
-                row[name] = quality.measure(network)
+                if averages[name][1] == "standing":
+                    ema.standing_statistics(network, seed, classes)
                 grids[name] = network
-            os.makedirs(grid_dir, exist_ok=True)
-            for name, network in grids.items():  # the same 32 latents for every network
-                images = generated_samples(network, 32, seed=1)
-                pictures.save_png(pictures.grid(pictures.to_uint8(images)),
-                                  os.path.join(grid_dir, f"iter_{t:06d}_{name}.png"))
+            row = {name: quality.measure(network, classes) for name, network in grids.items()}
+            if grid_dir:
+                os.makedirs(grid_dir, exist_ok=True)
+                for name, network in grids.items():  # the same 32 latents for every network
+                    images = generated_samples(network, 32, seed=1)
+                    pictures.save_png(pictures.grid(pictures.to_uint8(images)),
+                                      os.path.join(grid_dir, f"iter_{t:06d}_{name}.png"))
             results[t] = row
             print(t, {k: round(v["classifier_fd"], 1) for k, v in row.items()}, flush=True)
 
@@ -223,9 +203,9 @@ def run(setting, steps, every, runs, data=DATA, smoke=False):
                               32 if smoke else 2000, config.seed)
     results = {}
     train.train(config, run_dir, progress=False,
-                extra_callbacks=[averages_callback(measure, every, results,
-                                                   os.path.join(run_dir, 'ema-grids'),
-                                                   averages_of(setting), config.precision)],
+                extra_callbacks=[averages_callback(
+                    measure, every, results, {n: AVERAGES[n][1:] for n in averages_of(setting)},
+                    config.precision, grid_dir=os.path.join(run_dir, "ema-grids"))],
                 cache=os.path.join(runs, "data-cache"))
     return config, results
 
