@@ -7,8 +7,9 @@ generator iteration: ``n_critic`` critic updates and one generator update) with
 part of the step:
 
 - convolutions forward, and their backward (input and filter gradients; a transposed
-  convolution's forward is a Conv2DBackpropInput, filed by the name scope it runs in), and the
-  filter gradients computed as matrix products (``wgan_tf.convolution``);
+  convolution's forward is a Conv2DBackpropInput, filed by the name scope it runs in; the
+  filter gradients of ``wgan_tf.convolution`` are forward convolutions in a gradient's scope),
+  and matrix products (the generator's 1x1 -> 4x4 projection);
 - batch and layer normalisation, casts, element-wise and reduction ops, the optimizer's update and
   weight clipping (ops under the optimizer's name scope), random numbers, everything else.
 
@@ -34,8 +35,10 @@ from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # noqa:
 
 # (part, test on (op type, op name)), first match wins.
 PARTS = [
+    # Keras 3 names RMSprop's ops "rm_sprop/...".
     ("optimizer and clipping", lambda t, n: any(s in n for s in ("Adam", "RMSprop", "rmsprop",
-                                                                 "adam", "optimizer"))),
+                                                                 "rm_sprop", "adam",
+                                                                 "optimizer"))),
     ("batch norm", lambda t, n: "FusedBatchNorm" in t or "/bn" in n or "cbn" in n
      or "normalize" in n),
     ("layer norm", lambda t, n: "/ln" in n),
@@ -43,7 +46,7 @@ PARTS = [
     ("conv forward", lambda t, n: "Conv2D" in t),
     ("casts", lambda t, n: t == "Cast"),
     ("random numbers", lambda t, n: "Random" in t),
-    ("matrix products (the filter gradients of wgan_tf.convolution: patches and MatMul)",
+    ("matrix products (the generator's projection of the latent)",
      lambda t, n: "MatMul" in t or "ExtractImagePatches" in t),
 ]
 

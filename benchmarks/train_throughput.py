@@ -26,11 +26,12 @@ the same step, float32 and bfloat16 autocast (channels_last), each in its own pr
 and the ratios are printed. This VM's speed drifts by 10-20 % over tens of seconds, so two
 measurements a minute apart compare two machines; ``--turns N`` also times both steps iteration
 by iteration in turns (two warmed-up processes, the order alternating: benchmarks/turns.py), the
-comparison to quote.
+comparison to quote. ``--against CHECKOUT`` times another commit's package the same way (a
+before and after), and with ``--recipe NAME`` the step of ``wgan-tf train --recipe NAME``.
 
     python benchmarks/train_throughput.py [--arch dcgan|mlp] [--penalty clip|gp]
         [--precision float32,bfloat16] [--xla both|on|off] [--iterations 10] [--no-torch]
-        [--rounds 3] [--turns 30]
+        [--rounds 3] [--turns 30 [--against CHECKOUT [--recipe fast]]]
 """
 import argparse
 import importlib.util
@@ -223,11 +224,28 @@ def measure_command(key, args, parts=False, turns=False):
     for flag, value in (("--penalty", args.penalty), ("--batch-size", args.batch_size)):
         if value:
             command += [flag, str(value)]
+    if args.recipe:
+        command += ["--recipe", args.recipe]
     if parts:
         command.append("--parts")
     if turns:
         command += ["--turns", "1"]
     return command
+
+
+def recipe_step(recipe, precision_name, image_size, batch=None, penalty=None):
+    """(train function, its iterator) of ``wgan-tf train --recipe RECIPE``'s step (everything the
+    recipe sets: widths, penalty and its schedule, DiffAugment, n_critic, EMA) on a batch in
+    memory, built as the CLI builds it (benchmarks/profile_step.py)."""
+    from profile_step import build as build_from_flags
+
+    flags = ["--dataset", "digits", "--image-size", str(image_size), "--channels", "3",
+             "--recipe", recipe, "--precision", precision_name, "--no-critic-boost"]
+    for flag, value in (("--batch-size", batch), ("--penalty", penalty)):
+        if value:
+            flags += [flag, str(value)]
+    _, function, iterator = build_from_flags(flags)
+    return function, iterator
 
 
 def measure_apart(key, args, parts=False):
@@ -342,10 +360,19 @@ def main():
     parser.add_argument("--against", metavar="CHECKOUT",
                         help="with --turns: time this step against the one of the wgan_tf package "
                              "in CHECKOUT (another commit's tree) instead of PyTorch's")
+    parser.add_argument("--recipe", metavar="NAME",
+                        help="with --turns N --against CHECKOUT --rounds 0: time wgan-tf train "
+                             "--recipe NAME's step (its widths, penalty, DiffAugment, ...) in "
+                             "both checkouts instead of the paper's DCGAN")
     parser.add_argument("--measure", metavar="PRECISION/XLA[/before]", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.against and not os.path.isdir(os.path.join(args.against, "wgan_tf")):
         parser.error(f"--against {args.against}: no wgan_tf package there")
+    if args.recipe and not args.measure and not (args.turns and args.against
+                                                 and args.rounds == 0):
+        parser.error("--recipe is timed in turns against another checkout only (PyTorch's "
+                     "reference has the paper's step alone): add --turns N --against CHECKOUT "
+                     "--rounds 0")
     if args.measure:  # one measurement, in this fresh process (see measure_apart, paired_turns)
         precision_name, xla, *old = args.measure.split("/")
         setting = dict(jit=xla == "xla_on", devices=args.devices, image_size=args.image_size,
@@ -357,7 +384,11 @@ def main():
             import wgan_tf
             from turns import take_turns
 
-            _, function, iterator = prepared_step(**setting)
+            if args.recipe:
+                function, iterator = recipe_step(args.recipe, precision_name, args.image_size,
+                                                 args.batch_size, args.penalty)
+            else:
+                _, function, iterator = prepared_step(**setting)
             for _ in range(max(3, args.iterations)):  # throughput's warm-up
                 function(iterator)
             take_turns(lambda: function(iterator), os.path.dirname(wgan_tf.__file__))
@@ -377,6 +408,8 @@ def main():
                "image_size": None if args.arch == "mlp" else args.image_size,
                "n_critic": args.n_critic, "gpu": gpu, "threads": os.cpu_count(),
                "rounds": args.rounds, "runs": {}}
+    if args.recipe:  # the recipe sets the step: arch and penalty above are not what is timed
+        results.update(recipe=args.recipe, arch=None, penalty=args.penalty)
     before = {p: matmul_rate(_DTYPES[p]) for p in precisions}
     rates, torch_rates, parts = {}, {}, {}
     for _ in range(args.rounds):

@@ -80,6 +80,33 @@ def test_the_bfloat16_filter_gradient_as_a_convolution_is_tensorflows(kind, padd
     assert _relative(dk, dk_ref) < 1e-2
 
 
+@pytest.mark.parametrize("precision_name,strides", [("bfloat16", 1), ("bfloat16", 2),
+                                                    ("float16", 1), ("float32", 1)])
+def test_the_projection_of_a_1x1_input_is_kerass_transposed_convolution(precision_name, strides):
+    """A transposed convolution of a 1x1 input with VALID padding (the DCGAN generator's first
+    layer, latent -> 4x4) is computed as a matrix product: Keras's output, input gradient and
+    kernel gradient, to round-off."""
+    with precision.policy(precision_name):
+        ours = convolution.Conv2DTranspose(32, 4, strides=strides, padding="valid",
+                                           use_bias=False)
+        theirs = layers.Conv2DTranspose(32, 4, strides=strides, padding="valid", use_bias=False)
+    x = tf.random.normal([8, 1, 1, 20], seed=2)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    results = []
+    for layer in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(layer(x), tf.float32)
+            loss = tf.reduce_sum(y ** 2 + y)
+        results.append([y, *tape.gradient(loss, [x, layer.kernel])])
+    assert results[0][0].shape == (8, 4, 4, 32)
+    tolerance = 1e-5 if precision_name == "float32" else 1e-2
+    for name, a, b in zip(["y", "dx", "dkernel"], *results):
+        assert _relative(a, b) < tolerance, name
+
+
 def test_the_own_gradient_is_used_only_where_it_was_measured_faster():
     assert not convolution.own_gradient_pays(tf.float32, 16)
     assert not convolution.own_gradient_pays(tf.bfloat16, 256)

@@ -52,6 +52,28 @@ def test_train_throughput_times_two_checkouts_in_turns(tmp_path):
     assert min(turns["float32"]["ours_seconds"] + turns["float32"]["theirs_seconds"]) > 0
 
 
+def test_a_recipes_step_is_timed_against_another_checkout(tmp_path):
+    """``--recipe fast``: the step ``wgan-tf train --recipe fast`` trains (its widths, lazy
+    penalty, DiffAugment), in both checkouts; without ``--against`` a one-line error (PyTorch's
+    reference has the paper's step only)."""
+    root = Path(__file__).resolve().parents[1]
+    other = tmp_path / "checkout"
+    shutil.copytree(root / "wgan_tf", other / "wgan_tf",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    command = [sys.executable, str(root / "benchmarks" / "train_throughput.py"), "--recipe",
+               "fast", "--precision", "bfloat16", "--xla", "off", "--rounds", "0",
+               "--iterations", "1", "--image-size", "16", "--batch-size", "4", "--turns", "1"]
+    result = subprocess.run([*command, "--against", str(other)], capture_output=True, text=True,
+                            timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    turns = json.loads(result.stdout[result.stdout.index("{"):])["turns"]["bfloat16"]
+    assert Path(turns["theirs_timed"]) == other / "wgan_tf"
+    assert min(turns["ours_seconds"] + turns["theirs_seconds"]) > 0
+    alone = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 2
+    assert "--recipe is timed in turns against another checkout only" in alone.stderr
+
+
 def test_against_a_folder_without_the_package_is_one_line_error(tmp_path):
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run(

@@ -327,6 +327,11 @@ def run_command(sandbox, command):
                 rest = rest if name in rest else rest + [name]
             else:
                 rest = set_flag(rest, name, value)
+        if script == "benchmarks/train_throughput.py" and flag(rest, "--against"):
+            # CHECKOUT, another commit's tree: this repository's (both sides time the same
+            # package), timed in turns only, as the docs run it
+            for name, value in (("--against", str(ROOT)), ("--rounds", "0"), ("--turns", "1")):
+                rest = set_flag(rest, name, value)
         if script == "experiments/served.py":  # asks a server started on a (stand-in) export
             sandbox.ensure_model(flag(rest, "--model-base-path"))
             rest = set_flag(rest, "--out", str(sandbox.path / "served.json"))

@@ -98,18 +98,27 @@ def test_two_devices_compute_one_devices_step_in_float32(tmp_path, penalty):
 def test_two_devices_compute_one_devices_run_in_bfloat16(tmp_path):
     """Compared after one iteration (DESIGN: sign flips of near-zero gradients cascade). bfloat16
     keeps 8 bits of mantissa, and two replicas reduce in another order (batch-norm statistics,
-    gradients): the metrics agree to 1e-3; a few weights (measured: 1.4 % of the generator's,
-    0.04 % of the critic's) differ by more than 1e-5, where a near-zero gradient rounded to the
-    other sign or to zero, and none by more than two of RMSProp's first steps (each 10 x the
-    learning rate)."""
+    gradients): the Wasserstein estimate and the critic's loss agree to 1e-3; a few weights
+    (measured: 1.4 % of the generator's, 0.04-3 % of the critic's) differ by more than 1e-5, where
+    a near-zero gradient rounded to the other sign or to zero, and none by more than two of
+    RMSProp's first steps (each 10 x the learning rate).
+
+    The generator's loss, -E[D(G(z))], is the level of the critic's score (about 1e-5 here),
+    which a near-zero gradient of the critic's offsets moves by a whole RMSProp step when it
+    rounds to the other sign: real and generated batches cancel in the gradient of a batch-norm
+    offset, so it is near zero by nature. Measured at this seed since the generator's last
+    convolution computes in bfloat16: one of the critic's batch-norm offsets 5.5e-5 apart, the
+    critic's score 3e-6 apart on every image, the generator's loss -1.42e-5 against -1.71e-5
+    (seeds 2-8: 1e-8 to 1.2e-7 apart, as before the change). The estimate and the critic's loss
+    are differences of two batches' scores, where that level cancels."""
     runs = {}
     for devices in (1, 2):
         runs[devices] = str(tmp_path / f"devices{devices}")
         wgan_tf("train", *TINY_FLAGS, "--no-critic-boost", "--precision", "bfloat16", "--steps",
                 1, "--log-every", 1, "--devices", devices, "--out", runs[devices])
-    for key in ("wasserstein", "critic_loss", "generator_loss"):
-        np.testing.assert_allclose(float(metrics_rows(runs[2])[0][key]), float(metrics_rows(runs[1])[0][key]),
-                                   rtol=1e-3, atol=1e-6)
+    for key, atol in (("wasserstein", 1e-6), ("critic_loss", 1e-6), ("generator_loss", 1e-5)):
+        np.testing.assert_allclose(float(metrics_rows(runs[2])[0][key]),
+                                   float(metrics_rows(runs[1])[0][key]), rtol=1e-3, atol=atol)
     for name in ("generator", "critic"):
         difference = np.concatenate([np.abs(a - b).ravel() for a, b in zip(
             saved_weights(runs[1], name), saved_weights(runs[2], name), strict=True)])

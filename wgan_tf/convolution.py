@@ -13,9 +13,12 @@ faster (14-16 against 17-19 ms), and in float32 too, so there, on GPUs and in fl
 are Keras's own, unchanged (``benchmarks/layer_kernels.py`` measures the three side by side by
 layer; docs/BENCHMARKS.md, "The filter gradient as a forward convolution").
 
-Only the filter gradient changes: the forward pass and the input gradient are TensorFlow's usual
-ops, so the served signatures and the gradient penalty's second derivatives are unaffected, and one
-replica and several compute the same arithmetic.
+A transposed convolution of a 1x1 input (the DCGAN generator's projection of the latent to 4x4) is
+a matrix product, and computed as one in every precision (``Conv2DTranspose._project``).
+
+Otherwise only the filter gradient changes: the forward pass and the input gradient are
+TensorFlow's usual ops, so the served signatures and the gradient penalty's second derivatives
+are unaffected, and one replica and several compute the same arithmetic.
 """
 import keras
 import tensorflow as tf
@@ -128,8 +131,11 @@ class Conv2DTranspose(layers.Conv2DTranspose):
         if (self.data_format != "channels_last" or self.use_bias or self.activation is not None
                 and self.activation is not keras.activations.linear
                 or self.output_padding is not None or tuple(self.dilation_rate) != (1, 1)
-                or None in inputs.shape[1:3]
-                or not own_gradient_pays(inputs.dtype, _positions(inputs.shape))):
+                or None in inputs.shape[1:3]):
+            return super().call(inputs)
+        if tuple(inputs.shape[1:3]) == (1, 1) and self.padding == "valid":
+            return self._project(inputs)
+        if not own_gradient_pays(inputs.dtype, _positions(inputs.shape)):
             return super().call(inputs)
         strides, padding = list(self.strides), self.padding.upper()
         output_shape = self.compute_output_shape(inputs.shape)
@@ -147,3 +153,13 @@ class Conv2DTranspose(layers.Conv2DTranspose):
             return y, gradient
 
         return transpose(inputs, tf.convert_to_tensor(self.kernel))
+
+    def _project(self, inputs):
+        """A 1x1 input (the DCGAN generator's projection of the latent to 4x4): the transposed
+        convolution is a matrix product, y[n, a, b, o] = sum over c of x[n, c] w[a, b, o, c].
+        TensorFlow's Conv2DBackpropInput took 4 ms per call for it (batch 64, 100 -> 4x4x512,
+        bfloat16), the product 1 ms."""
+        (kh, kw), filters = self.kernel_size, self.filters
+        kernel = tf.reshape(tf.convert_to_tensor(self.kernel), [kh * kw * filters, -1])
+        y = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel, transpose_b=True)
+        return tf.reshape(y, [-1, kh, kw, filters])

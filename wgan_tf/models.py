@@ -175,11 +175,13 @@ def dcgan_generator(image_size=64, channels=3, latent_dim=100, filters=64, batch
             width //= 2
         x = convolution.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=_conv_init(), name=f"up{i}")(x)
-    # The output layers compute in float32 under any precision (wgan_tf.precision): a bfloat16
-    # image would be rounded to about one grey level, a bfloat16 score to 3 digits.
+    # The tanh computes in float32 under any precision (wgan_tf.precision): a bfloat16 image
+    # would be rounded to about one grey level. The last convolution computes in the policy's
+    # precision, as under PyTorch's autocast: rounding its output to bfloat16's 8 bits moves a
+    # pixel by at most 0.11 grey levels after the tanh (|x| tanh'(x) <= 0.45), and in float32
+    # it was the slowest layer of the bfloat16 generator (docs/BENCHMARKS.md, issue 23).
     x = convolution.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=_conv_init(), name="to_image",
-                               dtype="float32")(x)
+                               kernel_initializer=_conv_init(), name="to_image")(x)
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
     return keras.Model([z, labels] if num_classes else z, images, name=name)
 
