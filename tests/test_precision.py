@@ -109,7 +109,7 @@ def test_two_devices_compute_one_devices_run_in_bfloat16(tmp_path):
     offset, so it is near zero by nature. Measured at this seed since the generator's last
     convolution computes in bfloat16: one of the critic's batch-norm offsets 5.5e-5 apart, the
     critic's score 3e-6 apart on every image, the generator's loss -1.42e-5 against -1.71e-5
-    (seeds 2-8: 1e-8 to 1.2e-7 apart, as before the change). The estimate and the critic's loss
+    (seeds 2-8: 4e-9 to 1.2e-7 apart, as before the change). The estimate and the critic's loss
     are differences of two batches' scores, where that level cancels."""
     runs = {}
     for devices in (1, 2):
