@@ -234,9 +234,10 @@ def measure_command(key, args, parts=False, turns=False):
 
 
 def recipe_step(recipe, precision_name, image_size, batch=None, penalty=None):
-    """(train function, its iterator) of ``wgan-tf train --recipe RECIPE``'s step (everything the
-    recipe sets: widths, penalty and its schedule, DiffAugment, n_critic, EMA) on a batch in
-    memory, built as the CLI builds it (benchmarks/profile_step.py)."""
+    """(train function, its iterator, the built config's recipe) of ``wgan-tf train --recipe
+    RECIPE``'s step (everything the recipe sets: widths, penalty and its schedule, DiffAugment,
+    n_critic, EMA) on a batch in memory, built as the CLI builds it
+    (benchmarks/profile_step.py)."""
     from profile_step import build as build_from_flags
 
     flags = ["--dataset", "digits", "--image-size", str(image_size), "--channels", "3",
@@ -244,8 +245,8 @@ def recipe_step(recipe, precision_name, image_size, batch=None, penalty=None):
     for flag, value in (("--batch-size", batch), ("--penalty", penalty)):
         if value:
             flags += [flag, str(value)]
-    _, function, iterator = build_from_flags(flags)
-    return function, iterator
+    config, function, iterator = build_from_flags(flags)
+    return function, iterator, config.recipe
 
 
 def measure_apart(key, args, parts=False):
@@ -384,14 +385,17 @@ def main():
             import wgan_tf
             from turns import take_turns
 
-            if args.recipe:
-                function, iterator = recipe_step(args.recipe, precision_name, args.image_size,
-                                                 args.batch_size, args.penalty)
+            timed = os.path.dirname(wgan_tf.__file__)
+            if args.recipe:  # what is timed names the recipe the step was built with
+                function, iterator, built = recipe_step(args.recipe, precision_name,
+                                                        args.image_size, args.batch_size,
+                                                        args.penalty)
+                timed += f" --recipe {built}"
             else:
                 _, function, iterator = prepared_step(**setting)
             for _ in range(max(3, args.iterations)):  # throughput's warm-up
                 function(iterator)
-            take_turns(lambda: function(iterator), os.path.dirname(wgan_tf.__file__))
+            take_turns(lambda: function(iterator), timed)
             return
         its, flops, split = throughput(iterations=args.iterations, parts=args.parts, **setting)
         print(json.dumps({"its": its, "flops": flops, "parts": split}))

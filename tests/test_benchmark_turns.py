@@ -67,7 +67,9 @@ def test_a_recipes_step_is_timed_against_another_checkout(tmp_path):
                             timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     turns = json.loads(result.stdout[result.stdout.index("{"):])["turns"]["bfloat16"]
-    assert Path(turns["theirs_timed"]) == other / "wgan_tf"
+    # each child names the recipe of the config it built its step from
+    assert turns["theirs_timed"] == f"{other / 'wgan_tf'} --recipe fast"
+    assert turns["ours_timed"] == f"{root / 'wgan_tf'} --recipe fast"
     assert min(turns["ours_seconds"] + turns["theirs_seconds"]) > 0
     alone = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert alone.returncode == 2
