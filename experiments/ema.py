@@ -14,6 +14,19 @@ The averages differ in two things, the suspects of issue 21:
 One run per setting (``SETTINGS``: ``wgan-tf train`` flags), in this process, the averages updated
 after every generator iteration by a callback; results in docs/results/ema-SETTING.json and the
 figure docs/figures/ema-SETTING.png. Not resumable: minutes on 2 CPU cores.
+
+    python experiments/ema.py --diagnose RUN_DIR ...
+    python experiments/ema.py --continue RUN_DIR --from ITER --steps N [--anneal] [--lookahead K]
+    python experiments/ema.py --plot-continued docs/results/ema-continue-*.json
+
+``--diagnose``: where a finished run's EMA stands on the line through its raw generator
+(``diagnose``). ``--continue``: the run continued from its checkpoint at ITER in a copy (the same
+run, where the code is the one that made it), with averages of fixed half-lives beside its own,
+all measured every ``--eval-every`` iterations into docs/results/ema-continue-NAME.json; with
+``--anneal`` (``anneal_callback``) or ``--lookahead K`` (the package's, switched on at ITER) the
+continuation trains differently, so several continuations from one checkpoint compare ways of
+ending a run. ``--plot-continued`` draws such results side by side
+(docs/figures/ema-continued.png).
 """
 import argparse
 import json
@@ -80,15 +93,49 @@ def decay(rule, t):
 HALF_LIVES = (25, 100, 400)
 
 
-def continue_run(run_dir, start, steps, every, runs, smoke=False, half_lives=HALF_LIVES):
-    """Continues ``run_dir`` from its checkpoint at ``start`` in a copy, to ``steps``, with
-    averages of ``half_lives`` (see the docstring); {iteration: {network: measures}}."""
+def anneal_callback(start, steps):
+    """``--anneal`` (an experiment option, not the package's): both players' learning rates fall
+    linearly from their values at iteration ``start`` to zero at ``steps``."""
+    import keras
+
+    class Anneal(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if hasattr(self, "rates"):  # fit is called again after a partial period
+                return
+            optimizers = (self.model.critic_optimizer, self.model.generator_optimizer)
+            self.rates = [(o.learning_rate, float(o.learning_rate.numpy())) for o in optimizers]
+
+        def on_train_batch_begin(self, batch, logs=None):
+            done = int(self.model.step_counter.numpy())
+            for variable, rate in self.rates:
+                variable.assign(rate * max(0.0, (steps - done) / (steps - start)))
+
+    return Anneal()
+
+
+def run_name(base, anneal=False, lookahead=0, tag=None):
+    """A run's (and its results') name: BASE[-anneal][-lookaheadK][-TAG]."""
+    return (base + ("-anneal" if anneal else "") + (f"-lookahead{lookahead}" if lookahead else "")
+            + (f"-{tag}" if tag else ""))
+
+
+def continued_name(run_dir, start, anneal=False, lookahead=0, tag=None):
+    """The name of ``--continue``'s copy and results: RUN-from-START[-anneal][-lookaheadK][-TAG]."""
+    return run_name(f"{os.path.basename(os.path.normpath(run_dir))}-from-{start}", anneal,
+                    lookahead, tag)
+
+
+def continue_run(run_dir, start, steps, every, runs, name, smoke=False, half_lives=HALF_LIVES,
+                 anneal=False, lookahead=0):
+    """Continues ``run_dir`` from its checkpoint at ``start`` in a copy, RUNS/``name``, to
+    ``steps``, with averages of ``half_lives`` (see the docstring), annealed learning rates
+    (``anneal``), or the package's Lookahead switched on at ``start`` (``lookahead``);
+    {iteration: {network: measures}}."""
     import shutil
 
     from wgan_tf import quality, train
     from wgan_tf.config import TrainConfig
 
-    name = f"{os.path.basename(os.path.normpath(run_dir))}-from-{start}"
     copy = os.path.join(runs, name)
     if os.path.exists(copy):
         raise SystemExit(f"{copy} exists: this experiment does not resume; remove it")
@@ -104,16 +151,20 @@ def continue_run(run_dir, start, steps, every, runs, smoke=False, half_lives=HAL
     with open(os.path.join(copy, "config.json")) as f:
         config = TrainConfig.from_json(f.read())
     config.steps = steps
+    # The package's --lookahead, switched on at this resume (wgan_tf.lookahead).
+    config.lookahead = lookahead or config.lookahead
     classes = len(config.class_names) if config.conditional else None
     measure = quality.Quality(config.dataset, config.image_size, config.channels,
                               32 if smoke else 2000, config.seed)
     results = {}
     averages = {f"half-life {h}": (("fixed", 0.5 ** (1 / h)), "standing") for h in half_lives}
     callback = averages_callback(measure, every, results, averages, config.precision, classes,
-                                 config.seed, run_ema=True)
-    train.train(config, copy, progress=False, extra_callbacks=[callback],
+                                 config.seed, grid_dir=os.path.join(copy, "ema-grids"),
+                                 run_ema=True)
+    callbacks = [anneal_callback(start, steps), callback] if anneal else [callback]
+    train.train(config, copy, progress=False, extra_callbacks=callbacks,
                 cache=os.path.join(runs, "data-cache"))
-    return name, results
+    return results
 
 
 def last_checkpoint(run_dir):
@@ -172,7 +223,7 @@ def averages_callback(quality, every, results, averages, precision_name, classes
             if grid_dir:
                 os.makedirs(grid_dir, exist_ok=True)
                 for name, network in grids.items():  # the same 32 latents for every network
-                    images = generated_samples(network, 32, seed=1)
+                    images = generated_samples(network, 32, seed=1, num_classes=classes)
                     pictures.save_png(pictures.grid(pictures.to_uint8(images)),
                                       os.path.join(grid_dir, f"iter_{t:06d}_{name}.png"))
             results[t] = row
@@ -181,7 +232,7 @@ def averages_callback(quality, every, results, averages, precision_name, classes
     return Averages()
 
 
-def run(setting, steps, every, runs, data=DATA, smoke=False):
+def run(setting, steps, every, runs, data=DATA, smoke=False, anneal=False, lookahead=0, tag=None):
     from wgan_tf import quality, train
     from wgan_tf.cli import build_parser
 
@@ -192,20 +243,23 @@ def run(setting, steps, every, runs, data=DATA, smoke=False):
         base_flags = recipes.flags(base[len("recipes:"):], data, smoke)
     else:
         base_flags = photo_flags(base, data, smoke)
-    run_dir = os.path.join(runs, setting)
+    run_dir = os.path.join(runs, run_name(setting, anneal, lookahead, tag))
     if os.path.exists(run_dir):
         raise SystemExit(f"{run_dir} exists: this experiment does not resume; remove it")
     args = build_parser().parse_args(["train", *base_flags, *own,
+                                      *(["--lookahead", str(lookahead)] if lookahead else []),
                                       "--eval-every", "0", "--steps",
                                       str(steps), "--log-every", str(every), "--out", run_dir])
     config = train.config_from_args(args)
     measure = quality.Quality(config.dataset, config.image_size, config.channels,
                               32 if smoke else 2000, config.seed)
     results = {}
-    train.train(config, run_dir, progress=False,
-                extra_callbacks=[averages_callback(
-                    measure, every, results, {n: AVERAGES[n][1:] for n in averages_of(setting)},
-                    config.precision, grid_dir=os.path.join(run_dir, "ema-grids"))],
+    callbacks = [averages_callback(
+        measure, every, results, {n: AVERAGES[n][1:] for n in averages_of(setting)},
+        config.precision, grid_dir=os.path.join(run_dir, "ema-grids"))]
+    if anneal:  # the learning rates from their values to zero over the whole run
+        callbacks.insert(0, anneal_callback(0, steps))
+    train.train(config, run_dir, progress=False, extra_callbacks=callbacks,
                 cache=os.path.join(runs, "data-cache"))
     return config, results
 
@@ -247,23 +301,22 @@ def diagnose(run_dir, num=2000, seed=0):
     return rows
 
 
-def figure(setting, results, path):
+def _axes(figsize):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    iterations = sorted(results)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(iterations, [results[t]["raw"]["classifier_fd"] for t in iterations], "k-o",
-            label="raw generator")
-    for name in averages_of(setting):
-        label = AVERAGES[name][0]
-        ax.plot(iterations, [results[t][name]["classifier_fd"] for t in iterations], "--.",
-                label=label if AVERAGES[name][1][0] == "copy" else f"EMA: {label}")
+    return plt.subplots(figsize=figsize)
+
+
+def _save(fig, ax, title, path):
+    """FD against iterations, titled, with a legend, into ``path``."""
+    import matplotlib.pyplot as plt
+
     ax.set_xlabel("generator iterations")
     ax.set_ylabel("classifier FD (lower is better)")
-    ax.set_title(f"Generator EMA variants, {setting} (flowers)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -271,6 +324,40 @@ def figure(setting, results, path):
     fig.savefig(path, dpi=90)
     plt.close(fig)
     print(path)
+
+
+def figure(setting, results, path):
+    iterations = sorted(results)
+    fig, ax = _axes((7, 4.5))
+    ax.plot(iterations, [results[t]["raw"]["classifier_fd"] for t in iterations], "k-o",
+            label="raw generator")
+    for name in averages_of(setting):
+        label = AVERAGES[name][0]
+        ax.plot(iterations, [results[t][name]["classifier_fd"] for t in iterations], "--.",
+                label=label if AVERAGES[name][1][0] == "copy" else f"EMA: {label}")
+    _save(fig, ax, f"Generator EMA variants, {setting} (flowers)", path)
+
+
+def continued_figure(paths, path, half_life=25):
+    """The raw generator (solid) and its average of ``half_life`` (dashed) of each ``--continue``
+    result in ``paths``, one colour per result."""
+    fig, ax = _axes((7.5, 4.5))
+    for k, source in enumerate(paths):
+        with open(source) as f:
+            data = json.load(f)
+        results = {int(t): r for t, r in data["results"].items()}
+        iterations = sorted(results)
+        dynamics = ", ".join(["annealed"] * bool(data.get("anneal")) + [
+            f"lookahead {data['lookahead']}"] * bool(data.get("lookahead"))) or "as trained"
+        label = f"{os.path.basename(data['run'].rstrip('/'))} from {data['from']}, {dynamics}"
+        colour = f"C{k}"
+        ax.plot(iterations, [results[t]["raw"]["classifier_fd"] for t in iterations], "-o",
+                color=colour, label=f"{label}: raw")
+        name = f"half-life {half_life}"
+        if all(name in results[t] for t in iterations):
+            ax.plot(iterations, [results[t][name]["classifier_fd"] for t in iterations], "--.",
+                    color=colour, alpha=0.7, label=f"{label}: EMA, half-life {half_life}")
+    _save(fig, ax, "A run continued from one checkpoint in several ways (flowers)", path)
 
 
 def main():
@@ -294,22 +381,43 @@ def main():
                              "(default %(default)s)")
     parser.add_argument("--from", dest="start", type=int, help="--continue: the checkpoint's "
                         "iteration (with --smoke: the run's last)")
+    parser.add_argument("--anneal", action="store_true",
+                        help="both learning rates fall linearly to zero at --steps (from --from "
+                             "with --continue)")
+    parser.add_argument("--lookahead", type=int, default=0, metavar="K",
+                        help="train with the package's --lookahead K (with --continue: from "
+                             "--from on)")
+    parser.add_argument("--tag", help="a suffix for the run's and its results' names")
+    parser.add_argument("--plot-continued", nargs="+", metavar="JSON",
+                        help="draw these --continue results' raw generators and averages of "
+                             "half-life 25 into FIGURES/ema-continued.png")
     args = parser.parse_args()
+    if args.lookahead < 0:
+        parser.error(f"--lookahead must be >= 0, got {args.lookahead}")
     if args.continue_run:
         if args.start is None:
             parser.error("--continue needs --from ITERATION")
+        # Named by --from as asked, so that a smoke run's results are where --plot-continued
+        # looks for them.
+        name = continued_name(args.continue_run, args.start, args.anneal, args.lookahead,
+                              args.tag)
         if args.smoke:  # the run's last checkpoint (a smoke run has no long history), 4 more
             args.start = last_checkpoint(args.continue_run)
         steps = args.start + 4 if args.smoke else args.steps
-        name, results = continue_run(args.continue_run, args.start, steps,
-                                     2 if args.smoke else args.eval_every, args.runs, args.smoke,
-                                     args.half_lives)
+        results = continue_run(args.continue_run, args.start, steps,
+                               2 if args.smoke else args.eval_every, args.runs, name, args.smoke,
+                               args.half_lives, args.anneal, args.lookahead)
         path = os.path.join(args.out, "results", f"ema-continue-{name}.json")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
             json.dump({"run": args.continue_run, "from": args.start, "half_lives": args.half_lives,
+                       "anneal": args.anneal, "lookahead": args.lookahead,
                        "results": {str(t): r for t, r in sorted(results.items())}}, f, indent=1)
         print(path)
+        return
+    if args.plot_continued:
+        continued_figure(args.plot_continued, os.path.join(args.out, "figures",
+                                                           "ema-continued.png"))
         return
     if args.diagnose:
         path = os.path.join(args.out, "results", "ema-diagnosis.json")
@@ -328,15 +436,16 @@ def main():
     if args.smoke:
         args.steps, args.eval_every = 4, 2
     config, results = run(args.setting, args.steps, args.eval_every, args.runs, args.data,
-                          args.smoke)
-    path = os.path.join(args.out, "results", f"ema-{args.setting}.json")
+                          args.smoke, args.anneal, args.lookahead, args.tag)
+    name = run_name(args.setting, args.anneal, args.lookahead, args.tag)
+    path = os.path.join(args.out, "results", f"ema-{name}.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"setting": args.setting,
+        json.dump({"setting": args.setting, "anneal": args.anneal, "lookahead": args.lookahead,
                    "averages": {k: AVERAGES[k][0] for k in averages_of(args.setting)},
                    "results": {str(t): r for t, r in sorted(results.items())}}, f, indent=1)
     print(path)
-    figure(args.setting, results, os.path.join(args.out, "figures", f"ema-{args.setting}.png"))
+    figure(args.setting, results, os.path.join(args.out, "figures", f"ema-{name}.png"))
 
 
 if __name__ == "__main__":

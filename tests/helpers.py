@@ -70,6 +70,21 @@ def saved_weights(run_dir, name="generator"):
     return [w.numpy() for w in model.weights]
 
 
+def resumed_and_two_device_runs(root, flags, device_flags=()):
+    """Tiny runs of ``wgan-tf train FLAGS`` in ``root``: 5 iterations straight ("straight"), 3
+    then resumed to 5 ("resumed"), and 3 with ``device_flags`` on one and two devices ("one",
+    "two"); {name: run directory}."""
+    names = {n: str(Path(root) / n) for n in ("straight", "resumed", "one", "two")}
+    wgan_tf("train", *flags, "--steps", 5, "--out", names["straight"])
+    wgan_tf("train", *flags, "--steps", 3, "--out", names["resumed"])
+    rerun = wgan_tf("train", *flags, "--steps", 5, "--out", names["resumed"])
+    assert "resuming at generator iteration 3 of 5" in rerun.stdout
+    for devices, name in ((1, "one"), (2, "two")):
+        wgan_tf("train", *flags, *device_flags, "--steps", 3, "--devices", devices,
+                "--out", names[name])
+    return names
+
+
 def wait_for(predicate, timeout=120, what="a condition", process=None):
     """Polls ``predicate()`` until true; fails after ``timeout`` s, or when ``process`` exits."""
     deadline = time.monotonic() + timeout

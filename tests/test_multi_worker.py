@@ -389,19 +389,21 @@ def refuses_a_second_job(directory, flags, run_dir, chief_pid):
 def test_two_workers_train_a_conditional_run_with_ema_and_augmentation_as_two_devices(tmp_path):
     """The photo-era additions under a job: the conditional model's labels (a projection critic),
     DiffAugment's numbers, the generator EMA and its standing statistics, and the fast recipe's
-    lazy penalty, drift term, critic without normalisation and two learning rates are the same
-    on two workers as on two devices of one process."""
+    lazy penalty, drift term, critic without normalisation and two learning rates, and Lookahead
+    on both players, are the same on two workers as on two devices of one process."""
     flags = [*GP, "--conditional", "--ema", 0.9, "--augment", "color,translation,cutout",
              "--penalty-every", 2, "--drift", 1e-3, "--critic-normalization", "none",
-             "--generator-learning-rate", 5e-5]
+             "--generator-learning-rate", 5e-5, "--lookahead", 2]
     reference = str(tmp_path / "devices2")
     wgan_tf("train", *flags, "--devices", 2, "--out", reference)
     run_dir = str(tmp_path / "job")
     with LocalJob(tmp_path / "logs", "train", *flags, "--out", run_dir) as job:
         assert job.wait(240) == [0, 0], job.err(0) + job.err(1)
-    assert any("generator_ema" in name for name in checkpoint_tensors(run_dir))
+    tensors = checkpoint_tensors(run_dir)
+    assert any("generator_ema" in name for name in tensors)
+    assert any(name.startswith("lookahead_") for name in tensors), tensors
     weights, metrics = largest_differences(run_dir, reference)
-    print(f"conditional + EMA + DiffAugment, 2 workers vs --devices 2: max |weight difference| "
+    print(f"conditional + EMA + DiffAugment + Lookahead, 2 workers vs --devices 2: max |weight difference| "
           f"{weights:.3g}, max |metric difference| {metrics:.3g}")
     assert weights < 1e-4 and metrics < 1e-5  # 1e-4: one of Adam's first steps
     assert job.leftovers() == []

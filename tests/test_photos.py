@@ -152,7 +152,8 @@ def test_augment_policy_errors_are_one_line(tmp_path):
         "cutout (each once), got 'colour'")
     result = wgan_tf("train", *TINY_FLAGS, "--model", "wae", "--ema", "0.999",
                      "--out", tmp_path / "run", check=False)
-    assert result.returncode == 2 and "--ema, --augment and --conditional are for GANs" in result.stderr
+    assert result.returncode == 2
+    assert "--ema, --augment, --lookahead and --conditional are for GANs" in result.stderr
 
 
 # -- EMA and augmentation, as users run them: one and two devices, stop and resume -----------------

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import TINY_FLAGS, metrics_rows, saved_weights, tiny_config, wgan_tf
+from helpers import (TINY_FLAGS, metrics_rows, resumed_and_two_device_runs, saved_weights,
+                     tiny_config, wgan_tf)
 from wgan_tf import build, config, distribute, lipschitz, models
 from wgan_tf.wgan import WGAN
 
@@ -114,16 +115,8 @@ FAST = [*TINY_FLAGS, "--recipe", "fast", "--n-critic", 1, "--penalty-every", 2, 
 def fast_runs(tmp_path_factory):
     """The fast recipe (bfloat16, EMA, DiffAugment, a lazy penalty every 2nd critic iteration)
     for 5 iterations straight, stopped at 3 and resumed; and in float32 on one and two devices."""
-    root = tmp_path_factory.mktemp("fast")
-    names = {n: str(root / n) for n in ("straight", "resumed", "one", "two")}
-    wgan_tf("train", *FAST, "--steps", 5, "--out", names["straight"])
-    wgan_tf("train", *FAST, "--steps", 3, "--out", names["resumed"])
-    rerun = wgan_tf("train", *FAST, "--steps", 5, "--out", names["resumed"])
-    assert "resuming at generator iteration 3 of 5" in rerun.stdout
-    for devices, name in ((1, "one"), (2, "two")):
-        wgan_tf("train", *FAST, "--precision", "float32", "--steps", 3, "--devices", devices,
-                "--out", names[name])
-    return names
+    return resumed_and_two_device_runs(tmp_path_factory.mktemp("fast"), FAST,
+                                       ["--precision", "float32"])
 
 
 def test_the_recipe_is_recorded_in_config_json(fast_runs):

@@ -88,6 +88,10 @@ def train(parser):
     a("--augment", default=None, metavar="POLICY",
       help="DiffAugment for small datasets: a comma-separated list of color, translation, "
            "cutout applied to every image the critic sees; default: none (the paper's)")
+    a("--lookahead", type=int, default=None, metavar="K",
+      help="GANs: every K generator iterations both players' weights go halfway back to slow "
+           "copies of themselves (Lookahead; damps the players' rotation); 0 or default: none "
+           "(the paper's)")
     a("--conditional", action="store_true", default=None,
       help="a conditional model on labelled data (digits, folder:PATH with class subfolders, "
            "TFDS with a label): a class per image, class-conditional batch norm in the generator, "

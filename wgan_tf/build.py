@@ -35,6 +35,7 @@ def gan(config):
         num_classes=len(config.class_names) if config.conditional else None,
         conditioning=config.conditioning or "projection")
     options = dict(seed=config.seed, ema_decay=config.ema, augment=config.augment,
+                   lookahead=config.lookahead,
                    class_weight=config.class_weight or 0.0,
                    generated_class_weight=config.generated_class_weight or 0.0)
     if config.model == "gan":

@@ -169,6 +169,9 @@ class TrainConfig:
     ema: Optional[float] = None
     # DiffAugment policies (wgan_tf.augment), e.g. "color,translation,cutout"; None: none.
     augment: Optional[str] = None
+    # Lookahead on both players (wgan_tf.lookahead): every this many generator iterations the
+    # weights go halfway back to their slow copies; None (or 0): none (the paper's).
+    lookahead: Optional[int] = None
     # Sample quality measured every this many steps into metrics.csv (wgan_tf.quality), on
     # eval_num samples; 0: never.
     eval_every: int = 0
@@ -329,9 +332,13 @@ class TrainConfig:
             raise ConfigError(f"ema must be a decay in (0, 1), e.g. 0.999 (0: none), got "
                               f"{self.ema}")
         self.ema = self.ema or None
-        if (self.ema or self.augment or self.conditional) and self.autoencoder:
-            raise ConfigError("--ema, --augment and --conditional are for GANs (--model wgan or "
-                              "gan)")
+        if self.lookahead is not None and self.lookahead < 0:
+            raise ConfigError(f"lookahead must be a period of generator iterations >= 1 (0: "
+                              f"none), got {self.lookahead}")
+        self.lookahead = self.lookahead or None
+        if (self.ema or self.augment or self.conditional or self.lookahead) and self.autoencoder:
+            raise ConfigError("--ema, --augment, --lookahead and --conditional are for GANs "
+                              "(--model wgan or gan)")
         self._validate_conditioning()
         if self.conditional and self.arch != "dcgan":
             raise ConfigError(f"--conditional needs --arch dcgan (the WGAN-GP paper's conditional "
@@ -404,9 +411,12 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in fields})
 
     def differences(self, other):
-        """Names of the settings, other than resumable ones, where ``other`` differs."""
+        """Names of the settings, other than resumable ones, where ``other`` differs. Lookahead
+        may be switched on when a run that has none resumes (``wgan_tf.lookahead``)."""
+        switched_on = self.lookahead is None and other.lookahead is not None
         return [f.name for f in dataclasses.fields(self)
-                if f.name not in self.RESUMABLE and getattr(self, f.name) != getattr(other, f.name)]
+                if f.name not in self.RESUMABLE and getattr(self, f.name) != getattr(other, f.name)
+                and not (f.name == "lookahead" and switched_on)]
 
 
 def parse_augment(policy):

@@ -99,6 +99,11 @@ class GenerativeModel(keras.Model):
         alike (e.g. the generator EMA's update); none by default."""
         return None  # a body: AutoGraph cannot convert a function that is only a docstring
 
+    def restored(self, checkpoint_path):
+        """Called once the run's checkpoint ``checkpoint_path`` is restored (None: a new run), for
+        state the checkpoint may lack; returns a line to tell the user, or None."""
+        return None
+
     def extra_logs(self):
         """``{name: scalar}`` logged beside the metrics: the float16 loss scales, by default."""
         return {f"{name.removesuffix('_optimizer')}_loss_scale": scale.scale.value

@@ -111,6 +111,7 @@ def _train_job(job, config, run_dir, progress, extra_callbacks, data_options):
         model = build_model(config, job.strategy)
         manager = checkpoint_manager(model, run_dir)
         manager.restore_or_initialize()  # every worker, from the chief's checkpoints
+        note = model.restored(manager.latest_checkpoint)
         start = int(model.step_counter.numpy())
         _check_shared(job, run_dir, start, model.STEP_NAME)
         if start >= config.steps:
@@ -120,6 +121,8 @@ def _train_job(job, config, run_dir, progress, extra_callbacks, data_options):
             rundir.rewind(run_dir, start, next(iter(model.counter_logs())))
         how = f"resuming at {model.STEP_NAME} {start}" if start else "starting"
         print(f"{run_dir}: {how} of {config.steps} on {job.describe()}", flush=True)
+        if note:
+            print(f"{run_dir}: {note}", flush=True)
         with StopSignals(job) as stop:
             _train(model, config, run_dir, manager, stop, progress, extra_callbacks, options,
                    job.chief)

@@ -8,7 +8,9 @@ Two additions that users of GAN libraries expect on their own photos, both off b
 paper has neither): ``ema=DECAY`` keeps an exponential moving average of the generator
 (``wgan_tf.ema``), which is then the model's sampler (sampled, evaluated, exported); and
 ``augment="color,translation,cutout"`` applies DiffAugment (``wgan_tf.augment``) to every image
-the critic sees, real or generated, in both players' updates.
+the critic sees, real or generated, in both players' updates. ``lookahead=K`` pulls both players'
+weights halfway back to slow copies of themselves every K generator iterations
+(``wgan_tf.lookahead``).
 
 Conditional models: given a conditional generator (``[latent, labels] -> images``) and a
 conditional critic (``wgan_tf.models``), the real batches are (images, labels); the critic's
@@ -36,6 +38,7 @@ import tensorflow as tf
 from wgan_tf import augment as diffaugment
 from wgan_tf import config, ema, lipschitz, losses, rng
 from wgan_tf.generative import GenerativeModel, TrainingInterrupted
+from wgan_tf.lookahead import Lookahead
 from wgan_tf.models import batch_norms, critic_conditioning, is_conditional
 from wgan_tf.replicas import global_mean, replica_rows, sum_over_replicas
 
@@ -67,7 +70,7 @@ class WGAN(GenerativeModel):
                  critic_boost=None, seed=_DEFAULTS.seed, ema_decay=None, augment=None,
                  class_weight=config.CLASS_WEIGHT_CRITIC,
                  generated_class_weight=config.CLASS_WEIGHT_GENERATOR, penalty_every=1,
-                 gp_target=1.0, drift=0.0, **kwargs):
+                 gp_target=1.0, drift=0.0, lookahead=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if penalty not in ("clip", "gp", None):
             raise ValueError(f"penalty must be 'clip', 'gp' or None, got {penalty!r}")
@@ -85,6 +88,8 @@ class WGAN(GenerativeModel):
             lipschitz.clip_weights(critic, clip_value)
         self.ema_decay = float(ema_decay) if ema_decay else None
         self.generator_ema = ema.average_network(generator) if self.ema_decay else None
+        # Lookahead (wgan_tf.lookahead): slow copies of both players' trained weights.
+        self.lookahead = Lookahead([critic, generator], lookahead) if lookahead else None
         self.augment_policies = diffaugment.parse(augment)
         self.num_classes, self.conditioning = _classes(generator, critic)
         # Without batch norm every score is its own sample's, and the critic scores the real and
@@ -254,7 +259,22 @@ class WGAN(GenerativeModel):
         ema.standing_statistics(self.generator_ema, self.seed, self.num_classes)
         self._standing_at = step
 
+    def checkpoint_items(self):
+        slow = self.lookahead.variables_by_name() if self.lookahead else {}
+        return {**super().checkpoint_items(), **slow}
+
+    def restored(self, checkpoint_path):
+        if self.lookahead is None or checkpoint_path is None or tf.train.load_checkpoint(
+                checkpoint_path).has_tensor("lookahead_0/.ATTRIBUTES/VARIABLE_VALUE"):
+            return None
+        self.lookahead.restart()  # switched on at this resume: from the weights restored
+        return (f"Lookahead (every {self.lookahead.every} {self.STEP_NAME}s) switched on at "
+                f"{self.STEP_NAME} {int(self.step_counter.numpy())}")
+
     def after_step(self):
+        # Lookahead first: the EMA averages the weights the step leaves.
+        if self.lookahead is not None:
+            self.lookahead.after(self.generator_iterations.value)
         if self.generator_ema is not None:
             ema.update(self.generator_ema, self.generator,
                        ema.decay_at(self.ema_decay, self.generator_iterations.value))
