@@ -99,9 +99,9 @@ class GenerativeModel(keras.Model):
         alike (e.g. the generator EMA's update); none by default."""
         return None  # a body: AutoGraph cannot convert a function that is only a docstring
 
-    def restored(self, checkpoint_path):
-        """Called once the run's checkpoint ``checkpoint_path`` is restored (None: a new run), for
-        state the checkpoint may lack; returns a line to tell the user, or None."""
+    def restored(self):
+        """Called once the run's checkpoint is restored (or the new run initialized), for state
+        the checkpoint may lack; returns a line to tell the user, or None."""
         return None
 
     def extra_logs(self):

@@ -17,7 +17,7 @@ switched on when a run resumes.
 The slow copies are float32 variables beside the networks (``Lookahead.variables_by_name``),
 saved in every checkpoint, so a resumed run is the same run. Switched on when a run trained
 without it resumes (``--lookahead K`` given then, recorded in config.json from then on), its slow
-copies start from the weights restored (``restart``); switching it off, or to another period, is
+copies start from the weights restored (``start``; the checkpoint records where); switching it off, or to another period, is
 refused like any other change of a run's settings. The synchronisation runs in cross-replica
 context after the replicas' step, like the generator EMA (``GenerativeModel.after_step``): every
 replica and every worker holds the same weights, so the same slow copies. Batch-norm moving
@@ -40,15 +40,26 @@ class Lookahead(tf.Module):
         self.fast = [w for network in networks for w in network.trainable_weights]
         self.slow = [tf.Variable(w.value, trainable=False, name=f"slow_{i}")
                      for i, w in enumerate(self.fast)]
+        # The iteration the slow copies started from; -1 until ``start`` (a checkpoint of a run
+        # trained without Lookahead has none, so it stays -1 when such a run resumes with it).
+        self.started_at = tf.Variable(tf.constant(-1, tf.int64), trainable=False,
+                                      name="started_at")
 
     def variables_by_name(self):
         """{name: variable}: what a checkpoint holds."""
-        return {f"lookahead_{i}": slow for i, slow in enumerate(self.slow)}
+        slow = {f"lookahead_{i}": slow for i, slow in enumerate(self.slow)}
+        return {**slow, "lookahead_started_at": self.started_at}
 
-    def restart(self):
-        """The slow copies set to the weights (Lookahead switched on in a run that had none)."""
+    def start(self, iteration):
+        """After the run's checkpoint is restored: where the slow copies hold no restored
+        values, they start from the weights (Lookahead switched on in a run that had none) at
+        ``iteration``. Returns whether they did."""
+        if int(self.started_at.numpy()) >= 0:
+            return False
         for slow, fast in zip(self.slow, self.fast):
             slow.assign(fast.value)
+        self.started_at.assign(iteration)
+        return True
 
     def _sync(self):
         for slow, fast in zip(self.slow, self.fast):

@@ -111,7 +111,7 @@ def _train_job(job, config, run_dir, progress, extra_callbacks, data_options):
         model = build_model(config, job.strategy)
         manager = checkpoint_manager(model, run_dir)
         manager.restore_or_initialize()  # every worker, from the chief's checkpoints
-        note = model.restored(manager.latest_checkpoint)
+        note = model.restored()
         start = int(model.step_counter.numpy())
         _check_shared(job, run_dir, start, model.STEP_NAME)
         if start >= config.steps:

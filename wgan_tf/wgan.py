@@ -263,13 +263,12 @@ class WGAN(GenerativeModel):
         slow = self.lookahead.variables_by_name() if self.lookahead else {}
         return {**super().checkpoint_items(), **slow}
 
-    def restored(self, checkpoint_path):
-        if self.lookahead is None or checkpoint_path is None or tf.train.load_checkpoint(
-                checkpoint_path).has_tensor("lookahead_0/.ATTRIBUTES/VARIABLE_VALUE"):
+    def restored(self):
+        step = int(self.step_counter.numpy())
+        if self.lookahead is None or not self.lookahead.start(step) or step == 0:
             return None
-        self.lookahead.restart()  # switched on at this resume: from the weights restored
         return (f"Lookahead (every {self.lookahead.every} {self.STEP_NAME}s) switched on at "
-                f"{self.STEP_NAME} {int(self.step_counter.numpy())}")
+                f"{self.STEP_NAME} {step}")
 
     def after_step(self):
         # Lookahead first: the EMA averages the weights the step leaves.
